@@ -1,0 +1,141 @@
+"""The `medplan` command line: parse options, call the library, set the exit code.
+
+Diagnostics go to stderr, machine output to stdout. Exit codes: 0 passed,
+1 not compliant or not placeable, 2 could not be checked.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from planner import __version__
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+class App:
+    """What every command shares: the console streams and colour choice."""
+
+    def __init__(self, color: bool | None = None):
+        self.color = color
+
+    def err(self, text: str) -> None:
+        click.echo(text, err=True, color=self.color)
+
+    def out(self, text: str, nl: bool = True) -> None:
+        click.echo(text, nl=nl, color=self.color)
+
+
+def _handle_errors(fn):
+    """Turn medplan's own errors into exit code 2 with located messages."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from planner.errors import MedplanError
+
+        try:
+            return fn(*args, **kwargs)
+        except MedplanError as exc:
+            ctx = click.get_current_context()
+            fmt = ctx.params.get("fmt")
+            if fmt == "json" and ctx.command.name == "validate":
+                from planner.render.validation import error_json
+
+                click.echo(error_json(exc, ctx.params.get("paths") or []))
+            else:
+                for line in str(exc).splitlines():
+                    click.echo(f"error: {line}" if not line.startswith(("error", " ")) and ":" not in line[:3] else line, err=True)
+            ctx.exit(EXIT_ERROR)
+
+    return wrapper
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.UsageError as exc:
+            # Usage errors are "could not be checked": exit 2, as click does.
+            exc.exit_code = EXIT_ERROR
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="medplan", message="%(prog)s %(version)s")
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour output. Default: on for a terminal, off when NO_COLOR is set (env MEDPLAN_COLOR).",
+    envvar="MEDPLAN_COLOR",
+)
+@click.pass_context
+def main(ctx: click.Context, color: bool | None) -> None:
+    """Compliance-aware deployment planning for medical AI on GPU infrastructure.
+
+    Describe sites, GPU pools, datasets, PHI flows and workloads in YAML;
+    medplan checks them against HIPAA, GDPR and platform policies, places
+    every workload on admissible GPU capacity and renders audit-ready plans.
+
+    Exit codes: 0 passed, 1 not compliant or not placeable, 2 could not be checked.
+    """
+    if color is None and os.environ.get("NO_COLOR"):
+        color = False
+    ctx.obj = App(color=color)
+
+
+spec_paths = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+
+
+@main.command()
+@spec_paths
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "junit"]), default="text", show_default=True,
+              envvar="MEDPLAN_FORMAT", help="Output format (env MEDPLAN_FORMAT).")
+@click.option("--fail-on", type=click.Choice(["critical", "high", "medium", "low", "info"]), default=None, envvar="MEDPLAN_FAIL_ON",
+              help="Lowest severity that fails the run; overrides the spec's policies.fail_on (env MEDPLAN_FAIL_ON).")
+@click.option("--no-waivers", is_flag=True, help="Ignore waivers and show the raw result.")
+@click.option("--no-policies", is_flag=True, help="Check only syntax, schema and references.")
+@click.option("--opa-url", default=None, envvar="MEDPLAN_OPA_URL",
+              help="Evaluate Rego on this OPA server instead of the embedded engine (env MEDPLAN_OPA_URL).")
+@click.option("--opa-token", default=None, envvar="MEDPLAN_OPA_TOKEN", help="Bearer token for the OPA server (env MEDPLAN_OPA_TOKEN).")
+@click.option("--strict", is_flag=True, help="A rule that errors at run time is fatal (exit 2).")
+@click.pass_obj
+@_handle_errors
+def validate(app: App, paths, fmt, fail_on, no_waivers, no_policies, opa_url, opa_token, strict) -> None:
+    """Check spec files (or directories of them) against the policies."""
+    from planner.pipeline import ValidateOptions, run_validate
+    from planner.render import validation
+
+    result = run_validate(
+        list(paths),
+        ValidateOptions(
+            fail_on=fail_on, waivers=not no_waivers, policies=not no_policies,
+            opa_url=opa_url, opa_token=opa_token, strict=strict,
+        ),
+    )
+    text = validation.render(result, fmt, color=app.color)
+    app.out(text, nl=not text.endswith("\n"))
+    sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the spec language."""
+    from planner.spec.schema import spec_schema_json
+
+    click.echo(spec_schema_json(), nl=False)
+
+
+def run() -> None:  # pragma: no cover - console entry
+    main(prog_name="medplan")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
+
+
+__all__ = ["main", "App", "Path"]

@@ -1,0 +1,203 @@
+"""Rego engines behind one protocol: regorus in-process (the default) and a
+running OPA server through opa-python-client. Both take the same modules and
+input and must return the same decision.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from planner.errors import Diagnostic, EngineError, Location, PolicyError
+
+_REGORUS_WHERE = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
+_REGORUS_ERROR = re.compile(r"^error:\s*(?P<msg>.*)$", re.M)
+
+
+class RuleFailure(Exception):
+    """A rule raised an error while being evaluated (not a load error)."""
+
+
+class RegoEngine(Protocol):
+    name: str
+    version: str
+
+    def load(self, modules: dict[str, str]) -> None:
+        """Compile modules (file name -> text); PolicyError on a bad module."""
+
+    def set_input(self, document: dict) -> None:
+        """The input document for the evaluations that follow."""
+
+    def evaluate(self, query: str) -> object:
+        """The JSON value of ``data.pkg.rule`` (None when undefined); RuleFailure on error."""
+
+
+def regorus_message(text: str) -> tuple[Location | None, str]:
+    """Location and message from a regorus error (its backtrace dropped)."""
+    text = text.split("Stack backtrace:", 1)[0]
+    where = _REGORUS_WHERE.search(text)
+    message = _REGORUS_ERROR.search(text)
+    msg = message.group("msg").strip() if message else text.strip().splitlines()[0] if text.strip() else "error"
+    if where is None:
+        return None, msg
+    return Location(where.group("file"), int(where.group("line")), int(where.group("col"))), msg
+
+
+class RegorusEngine:
+    """Rego evaluated in-process by regorus (Microsoft's Rust interpreter)."""
+
+    name = "regorus"
+
+    def __init__(self) -> None:
+        import regorus
+
+        self._regorus = regorus
+        self._engine = regorus.Engine()
+        self._packages: set[str] = set()
+        try:
+            from importlib.metadata import version
+
+            self.version = version("celine-regorus")
+        except Exception:  # pragma: no cover - metadata missing only in odd installs
+            self.version = "unknown"
+
+    def load(self, modules: dict[str, str]) -> None:
+        errors: list[Diagnostic] = []
+        for name in sorted(modules):
+            try:
+                self._engine.add_policy(name, modules[name])
+            except RuntimeError as exc:
+                where, message = regorus_message(str(exc))
+                errors.append(Diagnostic(where or Location(name), f"Rego: {message}"))
+        if errors:
+            raise PolicyError("policy does not compile", errors)
+        self._packages = set(self._engine.get_packages())
+
+    def set_input(self, document: dict) -> None:
+        self._engine.set_input_json(json.dumps(document, sort_keys=True))
+
+    def evaluate(self, query: str) -> object:
+        package = query.rsplit(".", 1)[0]
+        if package not in self._packages:
+            return None
+        try:
+            return json.loads(self._engine.eval_rule_as_json(query))
+        except RuntimeError as exc:
+            where, message = regorus_message(str(exc))
+            if message == "not a valid rule path":
+                return None
+            raise RuleFailure(f"{message} (at {where})" if where else message) from exc
+
+
+@dataclass
+class OpaServerEngine:
+    """Rego evaluated on a running OPA server (Policy API + Data API)."""
+
+    url: str
+    token: str | None = None
+    timeout: float = 5.0
+    retries: int = 2
+    name: str = "opa-server"
+    version: str = "unknown"
+
+    def __post_init__(self) -> None:
+        from urllib.parse import urlsplit
+
+        try:
+            from opa_client.opa import OpaClient
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise EngineError("opa-python-client is not installed") from exc
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EngineError(f"--opa-url must be an http(s) URL such as http://127.0.0.1:8181, got {self._safe_url()!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._client = OpaClient(
+            host=parts.hostname,
+            port=port,
+            ssl=parts.scheme == "https",
+            token=self.token,
+            timeout=self.timeout,
+            retries=self.retries,
+        )
+        self._policy_ids: list[str] = []
+        self._input: dict = {}
+
+    def _safe_url(self) -> str:
+        # Never echo credentials that might sit in a URL.
+        return re.sub(r"//[^@/]*@", "//***@", self.url)
+
+    def _fail(self, what: str, exc: BaseException | None = None) -> EngineError:
+        detail = ""
+        if exc is not None:
+            detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            if self.token:
+                detail = detail.replace(self.token, "***")
+            detail = detail.splitlines()[0][:300] if detail else type(exc).__name__
+        return EngineError(
+            "OPA server failed",
+            [Diagnostic(Location(self._safe_url()), f"OPA server: {what}" + (f": {detail}" if detail else ""))],
+        )
+
+    def load(self, modules: dict[str, str]) -> None:
+        import requests
+
+        try:
+            self._client.check_connection()
+        except Exception as exc:
+            raise self._fail(f"not reachable within {self.timeout:g} s", exc) from exc
+        for name in sorted(modules):
+            policy_id = "medplan/" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+            try:
+                self._client.update_policy_from_string(modules[name], policy_id)
+            except requests.RequestException as exc:
+                raise self._fail(f"could not upload policy {name}", exc) from exc
+            except Exception as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                raise PolicyError(
+                    "policy rejected by OPA", [Diagnostic(Location(name), f"OPA rejected the policy: {message}")]
+                ) from exc
+            self._policy_ids.append(policy_id)
+
+    def set_input(self, document: dict) -> None:
+        self._input = document
+
+    def evaluate(self, query: str) -> object:
+        import requests
+
+        path = query.removeprefix("data.").split(".")
+        package, rule = "/".join(path[:-1]), path[-1]
+        started = time.monotonic()
+        try:
+            answer = self._client.query_rule(input_data=self._input, package_path=package, rule_name=rule)
+        except requests.Timeout as exc:
+            raise self._fail(f"no answer within {self.timeout:g} s", exc) from exc
+        except requests.RequestException as exc:
+            raise self._fail("request failed", exc) from exc
+        except ValueError as exc:
+            raise self._fail("answer is not JSON", exc) from exc
+        except Exception as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            raise self._fail(f"query {query} failed after {time.monotonic() - started:.1f} s", Exception(message)) from exc
+        if not isinstance(answer, dict):
+            raise self._fail(f"unexpected answer to {query}: {str(answer)[:100]}")
+        return answer.get("result")
+
+    def close(self) -> None:
+        for policy_id in self._policy_ids:
+            try:
+                self._client.delete_policy(policy_id)
+            except Exception:  # noqa: S110 - best-effort clean-up of our own uploads
+                pass
+        try:
+            self._client.close_connection()
+        except Exception:  # noqa: S110
+            pass
+
+
+def make_engine(opa_url: str | None = None, opa_token: str | None = None) -> RegoEngine:
+    if opa_url:
+        return OpaServerEngine(opa_url, token=opa_token)
+    return RegorusEngine()

@@ -1,0 +1,1 @@
+"""The spec language: models, loader, merge and JSON Schema."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: an isolated CLI runner and small spec builders."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+MINIMAL = """\
+apiVersion: medplan/v1
+metadata: {name: test}
+sites:
+  - id: dc1
+    kind: on-prem
+    jurisdiction: US-MN
+    zone: us
+    controls: {encryption_at_rest: true, audit_logging: true, mfa: true, backup: {rpo_hours: 24, rto_hours: 72}}
+    pools:
+      - {id: h100, gpu: H100, nodes: 2, gpus_per_node: 8, cost_per_gpu_hour: 2.0}
+datasets:
+  - {id: pacs, site: dc1, system: pacs, classification: phi, subjects_zone: us}
+workloads:
+  - id: triage
+    kind: inference
+    gpus: 1
+    replicas: 1
+    inputs: [pacs]
+"""
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write("name.yaml", text) -> path, with the text dedented."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def cli(monkeypatch, tmp_path):
+    """Run the medplan CLI in-process with a clean, colourless environment."""
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1795000000")  # 2026-11-18
+    for var in ("MEDPLAN_OPA_URL", "MEDPLAN_FORMAT", "MEDPLAN_FAIL_ON", "MEDPLAN_OPA_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def at_repo_root(monkeypatch):
+    monkeypatch.chdir(REPO)
+    return REPO
+
+
+def pytest_configure(config):
+    os.environ.setdefault("NO_COLOR", "1")
