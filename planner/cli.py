@@ -122,6 +122,71 @@ def validate(app: App, paths, fmt, fail_on, no_waivers, no_policies, opa_url, op
     sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
 
 
+@main.command("input")
+@spec_paths
+@click.option("--stage", type=click.Choice(["validate", "placement"]), default="validate", show_default=True,
+              help="Which stage's input document to print.")
+@_handle_errors
+def input_document(paths, stage) -> None:
+    """Print the input document that policies read, as JSON (for opa eval)."""
+    import json
+
+    from planner.facts import derive
+    from planner.policy.document import placement_document, validate_document
+    from planner.spec.loader import load_spec
+
+    doc = validate_document(derive(load_spec(list(paths))))
+    if stage == "placement":
+        doc = placement_document(doc)[0]
+    click.echo(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@main.group()
+def policies() -> None:
+    """List and test policy rules."""
+
+
+def _policy_set(dirs: tuple[str, ...], tests: bool = False):
+    from planner.errors import Location
+    from planner.policy.evaluate import builtin_bundles, load_policies, resolve_bundles
+
+    includes = list(dirs) or [f"builtin:{name}" for name in builtin_bundles()]
+    return load_policies(resolve_bundles(includes, Path.cwd(), Location("<args>")), tests=tests)
+
+
+@policies.command("list")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+@_handle_errors
+def policies_list(dirs, fmt) -> None:
+    """The rule catalog, from the rules' metadata (builtin bundles, or DIRS: builtin:NAME or directories)."""
+    from planner.policy.waivers import META_RULES
+    from planner.render import rules as render_rules
+
+    rules = sorted([*_policy_set(dirs).registry, *META_RULES], key=lambda r: r.id)
+    render = {"table": render_rules.rules_table, "json": render_rules.rules_json, "markdown": render_rules.rules_markdown}[fmt]
+    click.echo(render(rules), nl=False)
+
+
+@policies.command("test")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=str))
+@click.option("-v", "--verbose", is_flag=True, help="List passing tests too.")
+@_handle_errors
+def policies_test(dirs, verbose) -> None:
+    """Run the test_* rules of *_test.rego files (builtin bundles, or DIRS), as opa test does."""
+    from planner.policy.testing import run_rego_tests
+
+    results = run_rego_tests(_policy_set(dirs, tests=True))
+    failed = [r for r in results if not r.passed]
+    for r in results:
+        if verbose or not r.passed:
+            status = "PASS" if r.passed else ("ERROR" if r.error and "evaluated to" not in r.error else "FAIL")
+            detail = f" ({r.error})" if r.error else ""
+            click.echo(f"{r.location.file}:{r.location.line}: {status} {r.name}{detail}")
+    click.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(EXIT_FAIL if failed or not results else EXIT_OK)
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec language."""
