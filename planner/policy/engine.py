@@ -148,18 +148,31 @@ class OpaServerEngine:
             self._client.check_connection()
         except Exception as exc:
             raise self._fail(f"not reachable within {self.timeout:g} s", exc) from exc
-        for name in sorted(modules):
-            policy_id = "medplan/" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-            try:
-                self._client.update_policy_from_string(modules[name], policy_id)
-            except requests.RequestException as exc:
-                raise self._fail(f"could not upload policy {name}", exc) from exc
-            except Exception as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                raise PolicyError(
-                    "policy rejected by OPA", [Diagnostic(Location(name), f"OPA rejected the policy: {message}")]
-                ) from exc
-            self._policy_ids.append(policy_id)
+        # OPA compiles every upload together with the modules already there, so
+        # a module that calls a function from a sibling file is refused until
+        # that file is in: retry the refused ones while each pass makes progress.
+        pending = sorted(modules)
+        refused: dict[str, str] = {}
+        while pending:
+            refused = {}
+            for name in pending:
+                policy_id = "medplan/" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+                try:
+                    self._client.update_policy_from_string(modules[name], policy_id)
+                except requests.RequestException as exc:
+                    raise self._fail(f"could not upload policy {name}", exc) from exc
+                except Exception as exc:
+                    refused[name] = getattr(exc, "message", None) or str(exc)
+                    continue
+                self._policy_ids.append(policy_id)
+            if len(refused) == len(pending):
+                break
+            pending = sorted(refused)
+        if refused:
+            raise PolicyError(
+                "policy rejected by OPA",
+                [Diagnostic(Location(name), f"OPA rejected the policy: {message}") for name, message in sorted(refused.items())],
+            )
 
     def set_input(self, document: dict) -> None:
         self._input = document

@@ -2,7 +2,6 @@ package medplan.hipaa_test
 
 import rego.v1
 
-import data.medplan.hipaa
 
 deid_flow(overrides) := flow(object.union({"classification": "deidentified", "phi": false, "personal": false}, overrides))
 
@@ -13,7 +12,7 @@ test_deidentified_flow_without_method_fails if {
 		"to-plain-dataset": deid_flow({"to": {"kind": "dataset", "id": "copy", "site": "cloud"}}),
 	}
 	doc := {"flows": flows, "datasets": {"copy": {"classification": "deidentified", "deidentification": null}}}
-	found := hipaa.deny_deidentified_flow_without_method with input as doc
+	found := data.medplan.hipaa.deny_deidentified_flow_without_method with input as doc
 	subjects(found) == {"flow/export", "flow/from-covered-site", "flow/to-plain-dataset"}
 }
 
@@ -26,13 +25,13 @@ test_deidentified_flow_without_method_passes if {
 		"phi": flow({}),
 	}
 	doc := {"flows": flows, "datasets": {"deid": {"classification": "deidentified", "deidentification": "expert-determination"}}}
-	found := hipaa.deny_deidentified_flow_without_method with input as doc
+	found := data.medplan.hipaa.deny_deidentified_flow_without_method with input as doc
 	count(found) == 0
 }
 
 test_deidentified_dataset_without_method_fails if {
 	datasets := {"deid": {"site": "cloud", "classification": "deidentified", "deidentification": null}}
-	found := hipaa.deny_deidentified_dataset_without_method with input as {"datasets": datasets}
+	found := data.medplan.hipaa.deny_deidentified_dataset_without_method with input as {"datasets": datasets}
 	subjects(found) == {"dataset/deid"}
 }
 
@@ -41,17 +40,17 @@ test_deidentified_dataset_without_method_passes if {
 		"deid": {"site": "cloud", "classification": "deidentified", "deidentification": "safe-harbor"},
 		"pacs": {"site": "dc1", "classification": "phi", "deidentification": null},
 	}
-	found := hipaa.deny_deidentified_dataset_without_method with input as {"datasets": datasets}
+	found := data.medplan.hipaa.deny_deidentified_dataset_without_method with input as {"datasets": datasets}
 	count(found) == 0
 }
 
 test_phi_flow_without_purpose_fails if {
-	found := hipaa.deny_phi_flow_without_purpose with input as {"flows": {"f1": flow({"purpose": null})}}
+	found := data.medplan.hipaa.deny_phi_flow_without_purpose with input as {"flows": {"f1": flow({"purpose": null})}}
 	subjects(found) == {"flow/f1"}
 }
 
 test_phi_flow_without_purpose_passes if {
 	flows := {"f1": flow({}), "public": flow({"classification": "public", "phi": false, "purpose": null})}
-	found := hipaa.deny_phi_flow_without_purpose with input as {"flows": flows}
+	found := data.medplan.hipaa.deny_phi_flow_without_purpose with input as {"flows": flows}
 	count(found) == 0
 }

@@ -2,7 +2,6 @@ package medplan.hipaa_test
 
 import rego.v1
 
-import data.medplan.hipaa
 
 shared_pool(isolation) := {
 	"workloads": {"triage": {"phi": true}, "train": {"phi": false}, "notes": {"phi": true}},
@@ -15,20 +14,20 @@ shared_pool(isolation) := {
 }
 
 test_shared_pool_without_isolation_fails if {
-	found := hipaa.deny_shared_pool_without_isolation with input as shared_pool("none")
+	found := data.medplan.hipaa.deny_shared_pool_without_isolation with input as shared_pool("none")
 	subjects(found) == {"pool/dc1/h100"}
 	some v in found
 	v.message == "pool dc1/h100 (isolation: none) runs PHI workloads (triage) next to non-PHI workloads (train)"
 }
 
 test_shared_pool_without_isolation_fails_with_time_slicing if {
-	found := hipaa.deny_shared_pool_without_isolation with input as shared_pool("time-slicing")
+	found := data.medplan.hipaa.deny_shared_pool_without_isolation with input as shared_pool("time-slicing")
 	subjects(found) == {"pool/dc1/h100"}
 }
 
 test_shared_pool_without_isolation_passes if {
-	found := hipaa.deny_shared_pool_without_isolation with input as shared_pool("mig")
+	found := data.medplan.hipaa.deny_shared_pool_without_isolation with input as shared_pool("mig")
 	count(found) == 0
-	found_nodes := hipaa.deny_shared_pool_without_isolation with input as shared_pool("dedicated-nodes")
+	found_nodes := data.medplan.hipaa.deny_shared_pool_without_isolation with input as shared_pool("dedicated-nodes")
 	count(found_nodes) == 0
 }

@@ -3,7 +3,6 @@ package medplan.hipaa_test
 
 import rego.v1
 
-import data.medplan.hipaa
 
 subjects(violations) := {v.subject | some v in violations}
 
@@ -66,7 +65,7 @@ link(overrides) := object.union(
 )
 
 test_phi_held_names_datasets_and_flows if {
-	hipaa.phi_held(site({"phi_datasets": ["a", "b"], "receives_phi_flows": ["f"]})) == "datasets a, b; received by flows f"
-	hipaa.phi_held(site({"phi_datasets": [], "receives_phi_flows": ["f"]})) == "received by flows f"
-	hipaa.phi_held(site({})) == "datasets pacs"
+	data.medplan.hipaa.phi_held(site({"phi_datasets": ["a", "b"], "receives_phi_flows": ["f"]})) == "datasets a, b; received by flows f"
+	data.medplan.hipaa.phi_held(site({"phi_datasets": [], "receives_phi_flows": ["f"]})) == "received by flows f"
+	data.medplan.hipaa.phi_held(site({})) == "datasets pacs"
 }

@@ -2,7 +2,6 @@ package medplan.hipaa_test
 
 import rego.v1
 
-import data.medplan.hipaa
 
 # Placement input: workload and site classes, never ids.
 classes(site_overrides) := {
@@ -17,33 +16,33 @@ classes(site_overrides) := {
 }
 
 test_phi_workload_without_baa_fails if {
-	found := hipaa.deny_phi_workload_without_baa with input as classes({"baa": "pending"})
+	found := data.medplan.hipaa.deny_phi_workload_without_baa with input as classes({"baa": "pending"})
 	pairs(found) == {["wc1", "sc2"]}
 	some d in found
 	d.message == "site is operated by a third party (cloud) and has no executed BAA (baa: pending)"
 }
 
 test_phi_workload_without_baa_passes if {
-	found := hipaa.deny_phi_workload_without_baa with input as classes({})
+	found := data.medplan.hipaa.deny_phi_workload_without_baa with input as classes({})
 	count(found) == 0
 }
 
 test_phi_workload_without_encryption_at_rest_fails if {
-	found := hipaa.deny_phi_workload_without_encryption_at_rest with input as classes({"controls": {"encryption_at_rest": false}})
+	found := data.medplan.hipaa.deny_phi_workload_without_encryption_at_rest with input as classes({"controls": {"encryption_at_rest": false}})
 	pairs(found) == {["wc1", "sc2"]}
 }
 
 test_phi_workload_without_encryption_at_rest_passes if {
-	found := hipaa.deny_phi_workload_without_encryption_at_rest with input as classes({})
+	found := data.medplan.hipaa.deny_phi_workload_without_encryption_at_rest with input as classes({})
 	count(found) == 0
 }
 
 test_phi_workload_without_audit_logging_fails if {
-	found := hipaa.deny_phi_workload_without_audit_logging with input as classes({"controls": {"audit_logging": false}})
+	found := data.medplan.hipaa.deny_phi_workload_without_audit_logging with input as classes({"controls": {"audit_logging": false}})
 	pairs(found) == {["wc1", "sc2"]}
 }
 
 test_phi_workload_without_audit_logging_passes if {
-	found := hipaa.deny_phi_workload_without_audit_logging with input as classes({})
+	found := data.medplan.hipaa.deny_phi_workload_without_audit_logging with input as classes({})
 	count(found) == 0
 }

@@ -2,14 +2,13 @@ package medplan.hipaa_test
 
 import rego.v1
 
-import data.medplan.hipaa
 
 test_unencrypted_phi_flow_fails if {
 	flows := {
 		"hl7": flow({"encryption_in_transit": "none", "encrypted": false}),
 		"lds": flow({"classification": "limited-data-set", "encryption_in_transit": "none", "encrypted": false}),
 	}
-	found := hipaa.deny_unencrypted_phi_flow with input as {"flows": flows}
+	found := data.medplan.hipaa.deny_unencrypted_phi_flow with input as {"flows": flows}
 	subjects(found) == {"flow/hl7", "flow/lds"}
 }
 
@@ -18,7 +17,7 @@ test_unencrypted_phi_flow_passes if {
 		"tls": flow({}),
 		"public": flow({"classification": "public", "phi": false, "personal": false, "encryption_in_transit": "none", "encrypted": false}),
 	}
-	found := hipaa.deny_unencrypted_phi_flow with input as {"flows": flows}
+	found := data.medplan.hipaa.deny_unencrypted_phi_flow with input as {"flows": flows}
 	count(found) == 0
 }
 
@@ -27,7 +26,7 @@ test_unencrypted_phi_link_fails if {
 		"flows": {"f1": flow({"encryption_in_transit": "none", "encrypted": false}), "f2": flow({})},
 		"links": {"a~b": link({"encryption": "none", "encrypted": false, "phi_flows": ["f1", "f2"]})},
 	}
-	found := hipaa.deny_unencrypted_phi_link with input as doc
+	found := data.medplan.hipaa.deny_unencrypted_phi_link with input as doc
 	subjects(found) == {"link/a~b"}
 	some v in found
 	contains(v.message, "(flows f1)")
@@ -38,7 +37,7 @@ test_unencrypted_phi_link_passes_when_flows_are_encrypted_end_to_end if {
 		"flows": {"f1": flow({"encryption_in_transit": "mtls"})},
 		"links": {"a~b": link({"encryption": "none", "encrypted": false})},
 	}
-	found := hipaa.deny_unencrypted_phi_link with input as doc
+	found := data.medplan.hipaa.deny_unencrypted_phi_link with input as doc
 	count(found) == 0
 }
 
@@ -47,6 +46,6 @@ test_unencrypted_phi_link_passes_when_link_is_encrypted if {
 		"flows": {"f1": flow({"encryption_in_transit": "none", "encrypted": false})},
 		"links": {"a~b": link({"encryption": "macsec"})},
 	}
-	found := hipaa.deny_unencrypted_phi_link with input as doc
+	found := data.medplan.hipaa.deny_unencrypted_phi_link with input as doc
 	count(found) == 0
 }

@@ -29,7 +29,12 @@ deny_workload_without_matching_gpu contains violation if {
 
 gpu_list := "none" if count(input.pools) == 0
 
-gpu_list := concat(", ", sort({pool.gpu | some pool in input.pools})) if count(input.pools) > 0
+# regorus cannot evaluate a comprehension in the value of a rule with a body,
+# so the list is built in the body.
+gpu_list := concat(", ", names) if {
+	names := sort({pool.gpu | some pool in input.pools})
+	count(names) > 0
+}
 
 # METADATA
 # title: PHI flows have a network path
