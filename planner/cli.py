@@ -188,6 +188,39 @@ def policies_test(dirs, verbose) -> None:
 
 
 @main.command()
+@click.argument("what", type=click.Choice(["gpus", "instances"]))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_handle_errors
+def catalog(what, fmt) -> None:
+    """The GPU models or cloud instance types medplan knows, with sources."""
+    from planner.catalog import load_catalog
+    from planner.render import catalog as render_catalog
+
+    render = getattr(render_catalog, f"{what}_{fmt}")
+    click.echo(render(load_catalog()), nl=False)
+
+
+@main.command()
+@spec_paths
+@click.option("--workload", default=None, help="Only this workload.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_handle_errors
+def size(paths, workload, fmt) -> None:
+    """GPUs, memory headroom, replicas and cost per workload on every GPU model and pool."""
+    from planner.catalog.additions import catalog_with_spec
+    from planner.catalog.workload_sizing import pool_options, size_workloads
+    from planner.render import catalog as render_catalog
+    from planner.spec.loader import load_spec
+
+    spec = load_spec(list(paths))
+    cat = catalog_with_spec(spec)
+    sizing = size_workloads(spec, cat)
+    options = pool_options(spec, cat, sizing)
+    render = render_catalog.size_table if fmt == "table" else render_catalog.size_json
+    click.echo(render(spec, sizing, options, workload=workload), nl=False)
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec language."""
     from planner.spec.schema import spec_schema_json

@@ -32,6 +32,14 @@ workloads:
 """
 
 
+def builtin_policies():
+    """The builtin bundles, loaded as `medplan validate` loads them."""
+    from planner.errors import Location
+    from planner.policy.evaluate import builtin_bundles, load_policies, resolve_bundles
+
+    return load_policies(resolve_bundles([f"builtin:{b}" for b in builtin_bundles()], REPO, Location("<test>")))
+
+
 @pytest.fixture
 def write(tmp_path):
     """write("name.yaml", text) -> path, with the text dedented."""

@@ -138,3 +138,23 @@ def test_input_document_is_json(cli, write):
     doc = json.loads(cli("input", write("s.yaml", MINIMAL)).output)
     assert doc["datasets"]["pacs"]["phi"] is True
     assert doc["workloads"]["triage"]["phi"] is True
+
+
+def test_catalog_commands(cli):
+    gpus = cli("catalog", "gpus", "--format", "json")
+    assert gpus.exit_code == 0
+    ids = [g["id"] for g in json.loads(gpus.output)["gpus"]]
+    assert {"H100", "H200", "B200", "GB200", "L40S"} <= set(ids)
+    table = cli("catalog", "instances").output
+    assert "p5.48xlarge" in table and "BM.GPU.B200.8" in table
+
+
+def test_size_answers_hopper_or_blackwell(cli, at_repo_root):
+    result = cli("size", "examples/academic-medical-center", "--workload", "ct-triage")
+    assert result.exit_code == 0
+    assert "cheapest fit: lsh-dc1/dgx-b200 (B200, blackwell)" in result.output
+    assert "demand 150 / measured 24 per replica on H100 (user measurement)" in result.output
+    doc = json.loads(cli("size", "examples/academic-medical-center", "--format", "json").output)
+    assert doc == json.loads(cli("size", "examples/academic-medical-center", "--format", "json").output)
+    unknown = cli("size", "examples/academic-medical-center", "--workload", "ct-triag")
+    assert unknown.exit_code == 2 and "ct-triage" in unknown.stderr

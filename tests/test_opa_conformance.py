@@ -10,20 +10,14 @@ import pytest
 
 from planner.facts import derive
 from planner.policy.document import placement_document, validate_document
-from planner.policy.evaluate import builtin_bundles, load_policies, resolve_bundles
 from planner.policy.engine import RegorusEngine
-from planner.errors import Location
 from planner.spec.loader import load_spec
+from tests.conftest import builtin_policies
 from tests.support import opa_reference
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = [p for p in sorted((REPO / "examples").iterdir()) if p.name not in ("broken", "README.md")]
 FIXTURES = sorted((REPO / "tests" / "fixtures" / "rules").glob("*/*.yaml"))
-
-
-def _policies():
-    bundles = resolve_bundles([f"builtin:{b}" for b in builtin_bundles()], REPO, Location("<test>"))
-    return load_policies(bundles)
 
 
 def _canonical(value):
@@ -36,7 +30,7 @@ def _canonical(value):
 @pytest.mark.parametrize("spec_path", EXAMPLES + FIXTURES, ids=lambda p: str(p.relative_to(REPO)))
 def test_regorus_and_opa_agree(spec_path):
     opa_reference.require_opa()
-    policies = _policies()
+    policies = builtin_policies()
     doc = validate_document(derive(load_spec([spec_path])))
     documents = {"validate": doc, "placement": placement_document(doc)[0]}
     engine = RegorusEngine()

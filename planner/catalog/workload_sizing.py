@@ -33,7 +33,7 @@ same results in the same order.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from planner.catalog import Catalog, GpuModel
@@ -124,7 +124,7 @@ def request_for(workload) -> SizingRequest | None:
 
 @dataclass(frozen=True)
 class WorkloadSizing:
-    """How one workload sizes on each GPU model considered for it."""
+    """How one workload sizes on each GPU model considered for it (iterating yields the GpuSizing)."""
 
     workload: str
     kind: str
@@ -135,6 +135,12 @@ class WorkloadSizing:
     memory_known: bool = True  # False without a model size and without gpu_memory_gb
     generations: dict[str, str] = field(default_factory=dict)  # GPU id -> generation
     measured: dict[str, float] = field(default_factory=dict)  # GPU id -> the user's throughput, when demand is set
+
+    def __iter__(self) -> Iterator[GpuSizing]:
+        return iter(self.gpus)
+
+    def __len__(self) -> int:
+        return len(self.gpus)
 
     @property
     def by_gpu(self) -> dict[str, GpuSizing]:
@@ -367,8 +373,8 @@ def _option(workload, site, pool: ResolvedPool, sizing: GpuSizing, measured: boo
         per_node = gpn // gpr
         capacity = nodes * per_node
         steps.append(
-            f"node shape: {_plural(gpr, 'GPU')} per replica fit one {gpn}-GPU node "
-            f"({_plural(per_node, 'replica')} per node); {_plural(nodes, 'node')}{' ' + where if where else ''} "
+            f"node shape: a replica of {_plural(gpr, 'GPU')} fits one {gpn}-GPU node "
+            f"({per_node} per node); {_plural(nodes, 'node')}{' ' + where if where else ''} "
             f"-> room for {_plural(capacity, 'replica')}"
         )
     elif gpr % gpn:
@@ -427,15 +433,15 @@ def _option(workload, site, pool: ResolvedPool, sizing: GpuSizing, measured: boo
             if gpr <= gpn:
                 per_instance = gpn // gpr
                 instances_for_all = math.ceil(replicas / per_instance)
-                packing = f"{_plural(per_instance, 'replica')} per instance"
+                packing = f"{per_instance} per instance"
             else:
                 instances_for_all = replicas * nodes_per_replica
-                packing = f"{nodes_per_replica} instances per replica"
+                packing = f"{nodes_per_replica} instances each"
             instance_total = instances_for_all * price
             steps.append(
-                f"billed by the instance: one replica alone pays {nodes_per_replica} x {_usd(price)} "
-                f"= {_usd(instance_cost)}/h; {_plural(replicas, 'replica')} ({packing}) take "
-                f"{_plural(instances_for_all, 'instance')} = {_usd(instance_total)}/h"
+                f"billed by the instance: one replica alone pays {_plural(nodes_per_replica, 'instance')} x "
+                f"{_usd(price)} = {_usd(instance_cost)}/h; {_plural(replicas, 'replica')}, {packing}: "
+                f"{_plural(instances_for_all, 'instance')} x {_usd(price)} = {_usd(instance_total)}/h"
             )
 
     placement_reason = _placement(workload, site)

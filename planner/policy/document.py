@@ -154,7 +154,7 @@ def validate_document(facts: Facts) -> dict:
             "team": w.team,
             "gpus": w.gpus,
             "gpu_memory_gb": w.gpu_memory_gb,
-            "accelerators": list(w.accelerators),
+            "accelerators": sorted({facts.catalog.gpu(name).id for name in w.accelerators}),
             "replicas": w.replicas,
             "inputs": list(w.inputs),
             "max_latency_ms": w.max_latency_ms,

@@ -76,7 +76,7 @@ deny_repeated_derogation contains violation if {
 	flow.frequency != "one-off"
 	violation := {
 		"subject": sprintf("flow/%s", [id]),
-		"message": sprintf("flow %s relies on an Art. 49 derogation but runs %s, not as a one-off transfer", [id, flow.frequency]),
+		"message": sprintf("flow %s relies on an Art. 49 derogation but is a repeated transfer (frequency: %s), not a one-off", [id, flow.frequency]),
 	}
 }
 

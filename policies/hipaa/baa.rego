@@ -26,7 +26,7 @@ deny_site_without_baa contains violation if {
 	site.baa in baa_missing
 	violation := {
 		"subject": sprintf("site/%s", [id]),
-		"message": sprintf("site %s (%s, operated by a third party) holds PHI (%s) but its BAA is %s", [id, site.kind, phi_held(site), site.baa]),
+		"message": sprintf("site %s (%s, operated by a third party) holds PHI (%s) but has no executed BAA (baa: %s)", [id, site.kind, phi_held(site), site.baa]),
 	}
 }
 
@@ -53,7 +53,7 @@ deny_link_without_baa contains violation if {
 	link.baa in baa_missing
 	violation := {
 		"subject": sprintf("link/%s", [key]),
-		"message": sprintf("link %s is operated by %s and carries PHI (flows %s) but its BAA is %s", [key, link.carrier, concat(", ", link.phi_flows), link.baa]),
+		"message": sprintf("link %s is operated by %s and carries PHI (flows %s) but has no executed BAA with the carrier (baa: %s)", [key, link.carrier, concat(", ", link.phi_flows), link.baa]),
 	}
 }
 
