@@ -51,6 +51,15 @@ def _handle_errors(fn):
                 for line in str(exc).splitlines():
                     click.echo(f"error: {line}" if not line.startswith(("error", " ")) and ":" not in line[:3] else line, err=True)
             ctx.exit(EXIT_ERROR)
+        except (click.exceptions.Exit, click.exceptions.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            # A defect in medplan itself: one line, exit 2, no traceback
+            # unless MEDPLAN_DEBUG asks for it.
+            if os.environ.get("MEDPLAN_DEBUG"):
+                raise
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc} (set MEDPLAN_DEBUG=1 for a traceback)", err=True)
+            click.get_current_context().exit(EXIT_ERROR)
 
     return wrapper
 
@@ -120,6 +129,160 @@ def validate(app: App, paths, fmt, fail_on, no_waivers, no_policies, opa_url, op
     text = validation.render(result, fmt, color=app.color)
     app.out(text, nl=not text.endswith("\n"))
     sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
+
+
+def _plan_options(f):
+    """Options shared by every command that runs the policies."""
+    options = [
+        click.option("--fail-on", type=click.Choice(["critical", "high", "medium", "low", "info"]), default=None,
+                     envvar="MEDPLAN_FAIL_ON", help="Lowest severity that fails the run (env MEDPLAN_FAIL_ON)."),
+        click.option("--no-waivers", is_flag=True, help="Ignore waivers and show the raw result."),
+        click.option("--opa-url", default=None, envvar="MEDPLAN_OPA_URL",
+                     help="Evaluate Rego on this OPA server instead of the embedded engine (env MEDPLAN_OPA_URL)."),
+        click.option("--opa-token", default=None, envvar="MEDPLAN_OPA_TOKEN", help="Bearer token for the OPA server (env MEDPLAN_OPA_TOKEN)."),
+        click.option("--strict", is_flag=True, help="A rule that errors at run time is fatal (exit 2)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict):
+    from planner.pipeline import ValidateOptions, plan
+    from planner.spec.loader import load_spec
+
+    spec = load_spec(list(paths))
+    return plan(spec, ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict))
+
+
+@main.command("plan")
+@spec_paths
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Write the plan directory here (plan.json, reports, SARIF, OSCAL, Helm, Terraform, MANIFEST.sha256).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="What to print: a summary, or plan.json.")
+@click.option("--sign-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None, envvar="MEDPLAN_SIGN_KEY",
+              help="Ed25519 private key (PEM) that signs MANIFEST.sha256 (env MEDPLAN_SIGN_KEY).")
+@click.option("--timestamp", default=None, help="Timestamp to print in reports (default: SOURCE_DATE_EPOCH, else none).")
+@_plan_options
+@click.pass_obj
+@_handle_errors
+def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_waivers, opa_url, opa_token, strict) -> None:
+    """Place every workload on admissible GPU capacity at the lowest cost and check the plan."""
+    from planner.render import render_plan_files
+    from planner.render.planjson import render_plan_json
+    from planner.render.plantext import plan_text
+
+    result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict)
+    if out is not None:
+        from planner.plandir import write_plan_dir
+
+        write_plan_dir(out, render_plan_files(result, timestamp=timestamp or _timestamp_from_env()), sign_key=sign_key)
+    if fmt == "json":
+        app.out(render_plan_json(result), nl=False)
+    else:
+        app.out(plan_text(result, out), nl=False)
+    sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
+
+
+def _timestamp_from_env() -> str | None:
+    import datetime as dt
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+@main.command()
+@spec_paths
+@click.option("--workload", "workload", required=True, help="The workload to explain.")
+@_plan_options
+@_handle_errors
+def explain(paths, workload, fail_on, no_waivers, opa_url, opa_token, strict) -> None:
+    """Why a workload sits where it does, and why not elsewhere, site by site."""
+    from planner.errors import Diagnostic, InputError, Location
+    from planner.spec.loader import suggest
+
+    result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict)
+    ids = [w.id for w in result.spec.workloads]
+    if workload not in ids:
+        hint = suggest(workload, ids)
+        tail = f"; did you mean {hint!r}?" if hint else f"; known: {', '.join(ids)}"
+        raise InputError("unknown workload", [Diagnostic(Location("--workload"), f"unknown workload {workload!r}{tail}")])
+    click.echo(result.plan.explain(workload).rstrip("\n"))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--public-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Ed25519 public key (PEM); the manifest signature must be valid.")
+@_handle_errors
+def verify(directory, public_key) -> None:
+    """Check a plan directory against its MANIFEST.sha256 (and signature)."""
+    from planner.plandir import verify_plan_dir
+
+    result = verify_plan_dir(directory, public_key)
+    for label, names in (("changed", result.changed), ("added", result.added), ("removed", result.removed)):
+        for name in names:
+            click.echo(f"{label}: {name}")
+    if public_key is not None:
+        click.echo(f"signature: {result.signature}")
+    click.echo("OK: every file matches the manifest" if result.ok else "FAIL: the plan directory does not match its manifest")
+    sys.exit(EXIT_OK if result.ok else EXIT_FAIL)
+
+
+@main.command("compare")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--swap", "swaps", multiple=True, metavar="SITE/POOL=MODEL",
+              help="Compare the spec with this pool's GPU model (or instance type) replaced; repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_plan_options
+@_handle_errors
+def compare_command(paths, swaps, fmt, fail_on, no_waivers, opa_url, opa_token, strict) -> None:
+    """Plan two variants side by side: `compare SPEC --swap dc1/h100=B200`, or `compare A.yaml B.yaml`."""
+    import json
+
+    from planner.compare import Swap, apply_swaps, compare, compare_text
+    from planner.errors import Diagnostic, InputError, Location
+    from planner.pipeline import ValidateOptions, plan
+    from planner.spec.loader import load_spec
+
+    options = ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict)
+    if swaps:
+        spec = load_spec(list(paths))
+        swapped = apply_swaps(spec, [Swap.parse(s) for s in swaps])
+        a, b = plan(spec, options), plan(swapped, options)
+        labels = ("as specified", "with " + ", ".join(swaps))
+    elif len(paths) == 2:
+        a, b = plan(load_spec([paths[0]]), options), plan(load_spec([paths[1]]), options)
+        labels = (paths[0], paths[1])
+    else:
+        raise InputError("usage", [Diagnostic(Location("<args>"), "give two specs to compare, or one spec and --swap SITE/POOL=MODEL")])
+    doc = compare(a, b, labels)
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False) if fmt == "json" else compare_text(doc), nl=fmt == "json")
+
+
+@main.command()
+@click.argument("old", type=click.Path(path_type=Path, exists=True))
+@click.argument("new", type=click.Path(path_type=Path, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_handle_errors
+def diff(old, new, fmt) -> None:
+    """The change review between two plans (plan.json files or plan directories).
+
+    Exits 1 when the new plan has findings the old one did not, or unplaced workloads it placed.
+    """
+    import json
+
+    from planner.render.plandiff import diff_plans, diff_text, load_plan_json
+
+    change = diff_plans(load_plan_json(old), load_plan_json(new))
+    click.echo(json.dumps(change, indent=2, ensure_ascii=False) if fmt == "json" else diff_text(change), nl=fmt == "json")
+    sys.exit(EXIT_FAIL if change["findings_appeared"] or change["newly_unplaced"] else EXIT_OK)
 
 
 @main.command("input")

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from planner import __version__
-from planner.errors import InputError, MedplanError
+from planner.errors import InputError
 from planner.policy.findings import Finding, Status, at_or_above
 from planner.spec.loader import InputFile, load_spec, sources_of
 from planner.spec.models import Severity, Spec
@@ -96,41 +96,156 @@ def _policies_for(spec: Spec, options: ValidateOptions):
     return policies
 
 
-def validate(spec: Spec, options: ValidateOptions | None = None) -> ValidationResult:
-    """Check a loaded spec against its policies (validate stage)."""
+@dataclass
+class _Run:
+    """One policy run over a spec: the loaded policies, facts and document."""
+
+    spec: Spec
+    options: ValidateOptions
+    result: ValidationResult
+    policies: object = None
+    facts: object = None
+    document: dict | None = None
+    violations: list = field(default_factory=list)
+
+
+def _start(spec: Spec, options: ValidateOptions | None) -> _Run:
     from planner.facts import derive
     from planner.policy.document import validate_document
-    from planner.policy.evaluate import evaluate_stage
-    from planner.policy.waivers import META_RULES, FindingBuilder
 
     options = options or ValidateOptions()
     fail_on = Severity(options.fail_on) if options.fail_on else spec.policies.fail_on
     sources = sources_of(spec)
-    result = ValidationResult(inputs=sources.inputs, engine={"name": "none", "bundle_revision": None}, fail_on=fail_on)
-    if not options.policies:
-        return result
-    policies = _policies_for(spec, options)
-    try:
-        engine = policies.engine
-        result.engine = {
+    run = _Run(spec, options, ValidationResult(inputs=sources.inputs, engine={"name": "none", "bundle_revision": None}, fail_on=fail_on))
+    run.facts = derive(spec)
+    run.document = validate_document(run.facts)
+    if options.policies:
+        run.policies = _policies_for(spec, options)
+        engine = run.policies.engine
+        run.result.engine = {
             "name": engine.name if engine else "none",
             "version": engine.version if engine else None,
-            "bundle_revision": policies.revision,
+            "bundle_revision": run.policies.revision,
         }
-        result.bundles = [{"name": b.name, "revision": b.revision} for b in policies.bundles]
-        document = validate_document(derive(spec))
-        violations, _ = evaluate_stage(policies, "validate", document, strict=options.strict)
+        run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
+    return run
+
+
+def _close(run: _Run) -> None:
+    close = getattr(getattr(run.policies, "engine", None), "close", None)
+    if close:
+        close()
+
+
+def _finish(run: _Run, stages: set[str]) -> ValidationResult:
+    """Locate violations, apply waivers, and fill the result's findings."""
+    from planner.policy.waivers import META_RULES, FindingBuilder
+
+    if run.policies is None:
+        return run.result
+    builder = FindingBuilder(run.spec, run.options.today or today_from_env(), use_waivers=run.options.waivers)
+    findings = builder.from_violations(run.violations)
+    known = {r.id: r.stage for r in run.policies.registry}
+    findings += builder.waiver_findings(known, stages)
+    run.result.rules = [r for r in run.policies.registry if r.stage in stages] + list(META_RULES)
+    run.result.findings = sorted(findings, key=Finding.sort_key)
+    return run.result
+
+
+def validate(spec: Spec, options: ValidateOptions | None = None) -> ValidationResult:
+    """Check a loaded spec against its policies (validate stage)."""
+    from planner.policy.evaluate import evaluate_stage
+
+    run = _start(spec, options)
+    try:
+        if run.policies is not None:
+            run.violations, _ = evaluate_stage(run.policies, "validate", run.document, strict=run.options.strict)
     finally:
-        close = getattr(policies.engine, "close", None)
-        if close:
-            close()
-    builder = FindingBuilder(spec, options.today or today_from_env(), use_waivers=options.waivers)
-    findings = builder.from_violations(violations)
-    known = {r.id: r.stage for r in policies.registry}
-    findings += builder.waiver_findings(known, {"validate"})
-    result.rules = [r for r in policies.registry if r.stage == "validate"] + list(META_RULES)
-    result.findings = sorted(findings, key=Finding.sort_key)
-    return result
+        _close(run)
+    return _finish(run, {"validate"})
+
+
+@dataclass
+class PlanResult:
+    """A finished plan with every finding about the spec and about the plan."""
+
+    spec: Spec
+    validation: ValidationResult
+    plan: object  # planner.solver.Plan
+    facts: object
+    denials: dict = field(default_factory=dict)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.validation.findings
+
+    @property
+    def failed(self) -> bool:
+        return self.validation.failed or not self.plan.feasible
+
+
+def plan_document(plan, document: dict) -> dict:
+    """The plan-stage input: the validate document plus ``plan``."""
+    workloads: dict[str, dict] = {
+        wid: {"sites": [], "pools": [], "replicas": w["replicas"], "placed": 0} for wid, w in document["workloads"].items()
+    }
+    sites: dict[str, dict] = {sid: {"workloads": [], "phi_workloads": [], "gpus_used": 0} for sid in document["sites"]}
+    for p in plan.placements:
+        entry = workloads[p.workload]
+        entry["placed"] += 1
+        entry["sites"] = sorted({*entry["sites"], p.site})
+        entry["pools"] = sorted({*entry["pools"], f"{p.site}/{p.pool}"})
+        site = sites[p.site]
+        site["gpus_used"] += p.gpus
+        site["workloads"] = sorted({*site["workloads"], p.workload})
+        if document["workloads"][p.workload]["phi"]:
+            site["phi_workloads"] = sorted({*site["phi_workloads"], p.workload})
+    unplaced = {u.workload: u.replicas_unplaced for u in plan.unplaced}
+    for wid, entry in workloads.items():
+        # Replicas may follow from measured throughput, so the plan's count wins.
+        if entry["placed"] or wid in unplaced:
+            entry["replicas"] = entry["placed"] + unplaced.get(wid, 0)
+    pools = {
+        key: {
+            "gpus_used": usage.gpus_used,
+            "capacity_gpus": usage.capacity_gpus,
+            "utilisation": round(usage.gpus_used / usage.capacity_gpus, 6) if usage.capacity_gpus else 0.0,
+        }
+        for key, usage in sorted(plan.pools.items())
+    }
+    placements = [
+        {"workload": p.workload, "replica": p.replica, "site": p.site, "pool": f"{p.site}/{p.pool}", "gpu": p.gpu, "gpus": p.gpus}
+        for p in plan.placements
+    ]
+    return document | {
+        "medplan": document["medplan"] | {"stage": "plan"},
+        "plan": {"placements": placements, "workloads": workloads, "sites": sites, "pools": pools},
+    }
+
+
+def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
+    """Validate, decide admissibility, solve, and check the finished plan."""
+    from planner.policy.document import placement_document
+    from planner.policy.evaluate import evaluate_placement, evaluate_stage
+    from planner.solver import expand_denials, solve
+
+    run = _start(spec, options)
+    denials: dict = {}
+    try:
+        if run.policies is not None:
+            run.violations, _ = evaluate_stage(run.policies, "validate", run.document, strict=run.options.strict)
+            pdoc, _, _ = placement_document(run.document)
+            class_denials, errors = evaluate_placement(run.policies, pdoc, strict=run.options.strict)
+            run.violations += errors
+            denials = expand_denials(class_denials, pdoc)
+        result = solve(spec, run.facts, denials)
+        if run.policies is not None:
+            violations, _ = evaluate_stage(run.policies, "plan", plan_document(result, run.document), strict=run.options.strict)
+            run.violations += violations
+    finally:
+        _close(run)
+    validation = _finish(run, {"validate", "placement", "plan"})
+    return PlanResult(spec=spec, validation=validation, plan=result, facts=run.facts, denials=denials)
 
 
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
@@ -138,8 +253,4 @@ def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult
     return validate(spec, options)
 
 
-def plan(spec: Spec, **kwargs):  # pragma: no cover - filled in by the solver stage
-    raise MedplanError("planning is not available in this build")
-
-
-__all__ = ["ValidateOptions", "ValidationResult", "__version__", "plan", "run_validate", "validate"]
+__all__ = ["PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_validate", "validate"]

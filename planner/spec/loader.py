@@ -242,6 +242,9 @@ def _kind(value: object) -> str:
     text = str(value)
     if len(text) > 60:
         text = text[:57] + "..."
+    # Line breaks, tabs and invisible format characters are shown escaped:
+    # the message stays one line and shows what the value really holds.
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
     return '"' + text.replace('"', '\\"') + '"'
 
 
@@ -387,8 +390,8 @@ def _translate(exc: ValidationError, smap: SourceMap, data: dict) -> list[Diagno
 
 def _describe(etype: str, msg: str, got: object, ctx: dict, info) -> str:
     shown = _kind(got)
-    if etype in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected a whole number{_bounds(info)}, got {shown}"
+    if etype in ("int_parsing", "int_parsing_size", "int_type", "int_from_float"):
+        return f"expected a whole number{_bounds(info, upper=etype == 'int_parsing_size')}, got {shown}"
     if etype in ("float_parsing", "float_type"):
         return f"expected a number{_bounds(info)}, got {shown}"
     if etype == "finite_number":

@@ -26,6 +26,12 @@ MAX_SCALAR_CHARS = 100_000
 
 PathKey = tuple  # ("workloads", 3, "gpus")
 
+# C0 controls other than tab, line feed and carriage return, DEL and the C1
+# controls. YAML 1.2 does not allow them written raw (only as escapes), XML 1.0
+# cannot carry them at all, and in a name printed to a terminal an ESC
+# sequence can rewrite what the reader sees. No spec field needs one.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -78,7 +84,11 @@ def format_path(path: PathKey) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            part = str(part)
+            if not part.isprintable():
+                # A quoted key may hold a line break or tab: keep the path on one line.
+                part = repr(part)[1:-1]
+            out += f".{part}" if out else part
     return out
 
 
@@ -275,6 +285,14 @@ class _Converter:
         value = node.value
         if len(value) > MAX_SCALAR_CHARS:
             self._fail(node, f"value is {len(value):,} characters long; the limit is {MAX_SCALAR_CHARS:,}", path)
+        control = _CONTROL.search(value)
+        if control is not None:
+            self._fail(
+                node,
+                f"text contains the control character U+{ord(control.group()):04X}; "
+                "spec text may hold tabs and line breaks but no other control characters",
+                path,
+            )
         tag = node.tag
         if tag == "tag:yaml.org,2002:str":
             return value
@@ -291,12 +309,14 @@ class _Converter:
     def _typed(self, value: str, tag: str):
         if tag == "tag:yaml.org,2002:int":
             text = value.replace("_", "")
+            if len(text.lstrip("+-")) > 30:
+                # No count in a spec needs more digits; Python refuses to print
+                # an int of more than 4,300 digits, so bound them here.
+                raise ValueError(value)
             if text.startswith("0o"):
                 return int(text[2:], 8)
             if text.startswith("0x"):
                 return int(text[2:], 16)
-            if len(text.lstrip("+-")) > 30:
-                raise ValueError(value)
             return int(text)
         if tag == "tag:yaml.org,2002:float":
             lowered = value.lower()

@@ -1,0 +1,458 @@
+"""Helm charts for a plan: one chart per on-prem or colocation Kubernetes site
+that runs placed workloads, as ``{relative path: file content}``.
+
+Everything the chart needs from the spec and the plan is written into
+``values.yaml`` by a YAML dumper; the chart's templates (``templates/helm/chart``)
+are static and quote every value with ``toJson``, so no text from the spec is
+ever parsed as YAML or executed as a Go template.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import yaml
+
+from planner import __version__
+from planner.graph import PERSONAL, flow_end
+from planner.resources import templates_dir
+from planner.spec.models import Classification, Orchestrator, SiteKind, WorkloadKind
+
+__all__ = ["GPU_PRODUCT_LABELS", "LABEL_VALUE", "gpu_product_label", "label_value", "render_helm"]
+
+# Value of the `nvidia.com/gpu.product` node label for each catalog GPU.
+# NVIDIA GPU feature discovery (part of the GPU operator) sets it to the
+# device name that NVML reports, with spaces replaced by '-'
+# (https://github.com/NVIDIA/k8s-device-plugin/tree/main/docs/gpu-feature-discovery).
+GPU_PRODUCT_LABELS: dict[str, str] = {
+    "A100-40GB": "NVIDIA-A100-SXM4-40GB",
+    "A100-80GB": "NVIDIA-A100-SXM4-80GB",
+    "B200": "NVIDIA-B200",
+    "B300": "NVIDIA-B300-SXM6-AC",
+    "GB200": "NVIDIA-GB200",
+    "GB300": "NVIDIA-GB300",
+    "H100": "NVIDIA-H100-80GB-HBM3",
+    "H100-NVL": "NVIDIA-H100-NVL",
+    "H100-PCIE": "NVIDIA-H100-PCIe",
+    "H200": "NVIDIA-H200",
+    "L40S": "NVIDIA-L40S",
+}
+
+# Kubernetes label values: at most 63 characters of [A-Za-z0-9_.-], starting
+# and ending alphanumeric, or empty.
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+# Serving workloads become Deployments; work that finishes becomes a Job.
+CONTROLLER = {
+    WorkloadKind.inference: "Deployment",
+    WorkloadKind.streaming: "Deployment",
+    WorkloadKind.batch: "Job",
+    WorkloadKind.training: "Job",
+    WorkloadKind.fine_tuning: "Job",
+}
+
+# Ports a workload opens towards a data system by default (values override them).
+SYSTEM_PORTS: dict[str, list[int]] = {
+    "pacs": [443, 11112],  # DICOMweb over HTTPS, DICOM DIMSE
+    "ehr": [443],  # FHIR over HTTPS
+    "lis": [443],
+    "wsi": [443],
+    "sequencer": [443],
+    "other": [443],
+}
+
+SERVICE_PORT = 8000
+PLACEHOLDER_REGISTRY = "registry.invalid/medplan"  # .invalid never resolves (RFC 2606)
+PLACEHOLDER_TAG = "set-me"
+SENSITIVITY = [c.value for c in (Classification.phi, Classification.limited_data_set, Classification.deidentified, Classification.public)]
+NO_DATA = "none"
+
+_CIDR = (
+    r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])"
+    r"|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$"
+)
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
+
+
+def label_value(text: str | None) -> str:
+    """``text`` made into a valid label value (empty when nothing is left)."""
+    out = re.sub(r"[^A-Za-z0-9_.-]+", "-", text or "")
+    out = re.sub(r"^[^A-Za-z0-9]+", "", out)[:63]
+    return re.sub(r"[^A-Za-z0-9]+$", "", out)
+
+
+def gpu_product_label(gpu: str, name: str | None = None) -> str:
+    """The GPU feature discovery product label of a catalog GPU.
+
+    GPUs outside the table (catalog additions) get their catalog name with
+    spaces as '-', which is GFD's rule; values.yaml lets an operator correct it.
+    """
+    if gpu in GPU_PRODUCT_LABELS:
+        return GPU_PRODUCT_LABELS[gpu]
+    return label_value(name or f"NVIDIA-{gpu}") or "unknown"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Replicas of one workload in one pool of a site: one controller."""
+
+    name: str
+    workload: str
+    pool: str
+    gpu: str
+    gpus: int
+    replicas: int
+    gpus_per_node: int
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style with indented sequences (what yamllint's default expects), no anchors."""
+
+    def ignore_aliases(self, data):  # noqa: ARG002 - an anchor would hide a repeated value
+        return True
+
+    def increase_indent(self, flow=False, indentless=False):  # noqa: ARG002
+        return super().increase_indent(flow, False)
+
+
+def _dump_yaml(data: dict) -> str:
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=4096, explicit_start=True
+    )
+
+
+def _chart_sites(result) -> list:
+    placed = {p.site for p in result.plan.placements}
+    return [
+        s
+        for s in sorted(result.spec.sites, key=lambda s: s.id)
+        if s.kind in (SiteKind.on_prem, SiteKind.colocation) and s.orchestrator is Orchestrator.kubernetes and s.id in placed
+    ]
+
+
+def _entries(result, site_id: str) -> list[_Entry]:
+    groups: dict[tuple[str, str], list] = {}
+    for p in result.plan.placements:
+        if p.site == site_id:
+            groups.setdefault((p.workload, p.pool), []).append(p)
+    pools_of: dict[str, set[str]] = {}
+    for workload, pool in groups:
+        pools_of.setdefault(workload, set()).add(pool)
+    pools = result.facts.pools_by_key
+    out = []
+    for (workload, pool), placements in sorted(groups.items()):
+        name = workload if len(pools_of[workload]) == 1 else label_value(f"{workload}-{pool}").lower()
+        out.append(
+            _Entry(
+                name=name,
+                workload=workload,
+                pool=pool,
+                gpu=placements[0].gpu,
+                gpus=max(p.gpus for p in placements),
+                replicas=len(placements),
+                gpus_per_node=pools[f"{site_id}/{pool}"].gpus_per_node,
+            )
+        )
+    return out
+
+
+def _classification(result, workload) -> str:
+    """The most sensitive classification among the data the workload reads."""
+    datasets = result.facts.index["dataset"]
+    found = {datasets[d].classification.value for d in workload.inputs if d in datasets}
+    found |= {rf.flow.classification.value for rf in result.facts.flows if rf.target.kind == "workload" and rf.target.id == workload.id}
+    return next((c for c in SENSITIVITY if c in found), NO_DATA)
+
+
+def _flows(result, workload_id: str, site_id: str, placed_sites: dict[str, set[str]]) -> tuple[list[dict], list[dict]]:
+    """(ingress, egress) peers of a workload at a site, each {kind, id, flows}.
+
+    Inputs and flows from the workload are egress (the workload connects);
+    flows into the workload are ingress. A workload peer placed at this site
+    is matched by its pods; elsewhere by the site it runs at.
+    """
+    ingress: dict[tuple[str, str], set[str]] = {}
+    egress: dict[tuple[str, str], set[str]] = {}
+
+    def add(into: dict, kind: str, ident: str, reason: str) -> None:
+        if kind == "workload":
+            for other in sorted(placed_sites.get(ident, ())):
+                if other == site_id:
+                    into.setdefault(("workload", ident), set()).add(reason)
+                else:
+                    into.setdefault(("site", other), set()).add(reason)
+        else:
+            into.setdefault((kind, ident), set()).add(reason)
+
+    workload = result.facts.index["workload"][workload_id]
+    for d in workload.inputs:
+        add(egress, "dataset", d, "input")
+    index = result.facts.index
+    for f in sorted(result.spec.flows, key=lambda f: f.id):
+        source, target = flow_end(index, f.from_), flow_end(index, f.to)
+        if source.kind == "workload" and source.id == workload_id:
+            add(egress, target.kind, target.id, f.id)
+        if target.kind == "workload" and target.id == workload_id:
+            add(ingress, source.kind, source.id, f.id)
+
+    def as_list(peers: dict) -> list[dict]:
+        return [{"kind": k, "id": i, "flows": sorted(reasons)} for (k, i), reasons in sorted(peers.items())]
+
+    return as_list(ingress), as_list(egress)
+
+
+def _endpoint(ports: Iterable[int]) -> dict:
+    return {"cidrs": [], "namespace": "", "podLabels": {}, "ports": [{"port": p, "protocol": "TCP"} for p in ports]}
+
+
+def _values(result, site, entries: list[_Entry]) -> dict:
+    spec = result.spec
+    index = result.facts.index
+    placed_sites: dict[str, set[str]] = {}
+    for p in result.plan.placements:
+        placed_sites.setdefault(p.workload, set()).add(p.site)
+    workloads: dict[str, dict] = {}
+    datasets: dict[str, dict] = {}
+    sites: dict[str, dict] = {}
+    images: dict[str, dict] = {}
+    for e in entries:
+        w = index["workload"][e.workload]
+        classification = _classification(result, w)
+        pods = math.ceil(e.gpus / e.gpus_per_node)
+        gpus_per_pod = math.ceil(e.gpus / pods)
+        controller = CONTROLLER[w.kind]
+        ingress, egress = _flows(result, e.workload, site.id, placed_sites)
+        for peer in ingress + egress:
+            if peer["kind"] == "dataset":
+                system = index["dataset"][peer["id"]].system.value
+                datasets[peer["id"]] = _endpoint(SYSTEM_PORTS[system])
+            elif peer["kind"] == "site":
+                sites[peer["id"]] = _endpoint([443])
+        entry = {
+            "workload": e.workload,
+            "kind": w.kind.value,
+            "controller": controller,
+            "pool": e.pool,
+            "gpu": e.gpu,
+            "gpuProduct": gpu_product_label(e.gpu, _gpu_name(result, e.gpu)),
+            "replicas": e.replicas,
+            "gpus": e.gpus,
+            "podsPerReplica": pods,
+            "gpusPerPod": gpus_per_pod,
+            "criticality": w.criticality.value,
+            "classification": classification,
+            "phi": classification in {c.value for c in PERSONAL},
+            "team": w.team or "",
+            "teamLabel": label_value(w.team),
+            "description": w.description or "",
+            "resources": {
+                "cpu": str(4 * gpus_per_pod),
+                "memory": f"{32 * gpus_per_pod}Gi",
+                "shm": f"{8 * gpus_per_pod}Gi",
+                "tmp": "10Gi",
+            },
+            "ingress": ingress,
+            "egress": egress,
+        }
+        if controller == "Deployment":
+            entry["port"] = SERVICE_PORT
+            entry["clients"] = {"cidrs": [], "namespace": "", "podLabels": {}}
+        else:
+            entry["backoffLimit"] = 3
+        workloads[e.name] = entry
+        images[e.workload] = {"repository": f"{PLACEHOLDER_REGISTRY}/{e.workload}", "tag": PLACEHOLDER_TAG, "digest": "", "pullPolicy": "IfNotPresent"}
+    return {
+        "site": {"id": site.id, "kind": site.kind.value, "jurisdiction": site.jurisdiction, "zone": site.zone},
+        "spec": {"name": spec.metadata.name, "owner": spec.metadata.owner or "", "description": spec.metadata.description or ""},
+        "images": images,
+        "workloads": workloads,
+        "datasets": datasets,
+        "sites": sites,
+        "networkPolicy": {
+            "requireEndpoints": False,
+            "dns": {
+                "cidrs": [],
+                "namespace": "kube-system",
+                "podLabels": {"k8s-app": "kube-dns"},
+                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+            },
+        },
+        "securityContext": {"runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532},
+    }
+
+
+def _gpu_name(result, gpu: str) -> str | None:
+    try:
+        return result.facts.catalog.gpu(gpu).name
+    except KeyError:
+        return None
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _string(**extra) -> dict:
+    return {"type": "string", **extra}
+
+
+def _int(minimum: int, **extra) -> dict:
+    return {"type": "integer", "minimum": minimum, **extra}
+
+
+def _obj(properties: dict, required: Iterable[str] | None = None) -> dict:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": sorted(properties if required is None else required),
+        "properties": properties,
+    }
+
+
+def _peers_schema(with_ports: bool) -> dict:
+    props = {
+        "cidrs": {"type": "array", "uniqueItems": True, "items": _string(pattern=_CIDR)},
+        "namespace": {"type": "string", "anyOf": [{"maxLength": 0}, {"pattern": _DNS_LABEL}]},
+        "podLabels": {
+            "type": "object",
+            "additionalProperties": _string(maxLength=63, pattern=LABEL_VALUE.pattern),
+        },
+    }
+    if with_ports:
+        props["ports"] = {
+            "type": "array",
+            "minItems": 1,
+            "items": _obj({"port": _int(1, maximum=65535), "protocol": {"enum": ["TCP", "UDP", "SCTP"]}}),
+        }
+    return _obj(props)
+
+
+def _schema(values: dict) -> dict:
+    label = _string(maxLength=63, pattern=LABEL_VALUE.pattern)
+    ident = _string(pattern=_DNS_LABEL)
+    flow_peer = _obj({"kind": {"enum": ["dataset", "site", "workload"]}, "id": ident, "flows": {"type": "array", "items": _string()}})
+    entry_props = {
+        "workload": ident,
+        "kind": {"enum": [k.value for k in WorkloadKind]},
+        "controller": {"enum": ["Deployment", "Job"]},
+        "pool": ident,
+        "gpu": _string(minLength=1),
+        "gpuProduct": {**label, "minLength": 1},
+        "replicas": _int(1),
+        "gpus": _int(1),
+        "podsPerReplica": _int(1),
+        "gpusPerPod": _int(1),
+        "criticality": {"enum": ["high", "medium", "low"]},
+        "classification": {"enum": [*SENSITIVITY, NO_DATA]},
+        "phi": {"type": "boolean"},
+        "team": _string(),
+        "teamLabel": label,
+        "description": _string(),
+        "resources": _obj({k: _string(pattern=_QUANTITY) for k in ("cpu", "memory", "shm", "tmp")}),
+        "ingress": {"type": "array", "items": flow_peer},
+        "egress": {"type": "array", "items": flow_peer},
+        "port": _int(1, maximum=65535),
+        "clients": _peers_schema(with_ports=False),
+        "backoffLimit": _int(0),
+    }
+    workloads = {}
+    for name, entry in values["workloads"].items():
+        workloads[name] = _obj(entry_props, required=entry.keys())
+    image = _obj(
+        {
+            "repository": _string(minLength=1, pattern=r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)+$"),
+            "tag": _string(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"),
+            "digest": _string(pattern=r"^(sha256:[a-f0-9]{64})?$"),
+            "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+        }
+    )
+    endpoint = _peers_schema(with_ports=True)
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": f"values of the medplan chart for site {values['site']['id']}",
+        **_obj(
+            {
+                "site": _obj({"id": ident, "kind": _string(), "jurisdiction": _string(), "zone": _string()}),
+                "spec": _obj({"name": _string(minLength=1), "owner": _string(), "description": _string()}),
+                "images": _obj({k: image for k in values["images"]}),
+                "workloads": _obj(workloads),
+                "datasets": _obj({k: endpoint for k in values["datasets"]}),
+                "sites": _obj({k: endpoint for k in values["sites"]}),
+                "networkPolicy": _obj({"requireEndpoints": {"type": "boolean"}, "dns": endpoint}),
+                "securityContext": _obj({k: _int(1) for k in ("runAsUser", "runAsGroup", "fsGroup")}),
+            }
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- chart
+
+
+def _chart_yaml(result, site) -> str:
+    chart = {
+        "apiVersion": "v2",
+        "name": site.id,
+        "description": f"GPU workloads that medplan placed at site {site.id}",
+        "type": "application",
+        "version": "0.1.0",
+        "appVersion": __version__,
+        "kubeVersion": ">=1.29.0-0",
+        "keywords": ["medplan", "gpu", site.kind.value],
+        "annotations": {
+            "medplan.dev/site": site.id,
+            "medplan.dev/spec-name": result.spec.metadata.name,
+        },
+    }
+    return _dump_yaml(chart)
+
+
+def _static_chart_files() -> dict[str, str]:
+    helm = templates_dir() / "helm"
+    root = helm / "chart"
+    files = {
+        path.relative_to(root).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+    # Kept without its dot in the package: package data globs skip dotfiles.
+    files[".helmignore"] = (helm / "helmignore").read_text(encoding="utf-8")
+    return files
+
+
+def _readme(site, values: dict) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir() / "helm")),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    return env.get_template("README.md.j2").render(site=site, values=values, version=__version__, port=SERVICE_PORT)
+
+
+def render_helm(result) -> dict[str, str]:
+    """``{"helm/<site>/<file>": content}`` for every Kubernetes site with placements."""
+    static = _static_chart_files()
+    files: dict[str, str] = {}
+    for site in _chart_sites(result):
+        base = f"helm/{site.id}"
+        values = _values(result, site, _entries(result, site.id))
+        header = (
+            f"# Values of the medplan chart for site {site.id}, generated from the plan.\n"
+            "# Replicas, GPUs and the GPU product come from the plan; set images.*,\n"
+            "# datasets.*, sites.* and clients before installing (see README.md).\n"
+        )
+        files[f"{base}/Chart.yaml"] = _chart_yaml(result, site)
+        files[f"{base}/values.yaml"] = header + _dump_yaml(values)
+        files[f"{base}/values.schema.json"] = json.dumps(_schema(values), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        files[f"{base}/README.md"] = _readme(site, values)
+        for rel, text in static.items():
+            files[f"{base}/{rel}"] = text
+    return dict(sorted(files.items()))

@@ -1,0 +1,42 @@
+"""The plan summary `medplan plan` prints: where every workload runs, what
+could not be placed and why, what it costs, and the findings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from planner.render.validation import _one_line, to_text
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}/h"
+
+
+def plan_text(result, out: Path | None = None) -> str:
+    plan = result.plan
+    lines = [f"Plan for {_one_line(result.spec.metadata.name)}"]
+    groups: dict[tuple, list] = defaultdict(list)
+    for p in plan.placements:
+        groups[(p.workload, p.site, p.pool, p.gpu, p.gpus)].append(p)
+    rows = [("WORKLOAD", "SITE/POOL", "GPU", "REPLICAS x GPUS", "COST")]
+    for (workload, site, pool, gpu, gpus), items in sorted(groups.items()):
+        cost = sum(p.cost_per_hour or 0.0 for p in items) if any(p.cost_per_hour is not None for p in items) else None
+        rows.append((workload, f"{site}/{pool}", gpu, f"{len(items)} x {gpus}", _money(cost)))
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines += ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    else:
+        lines.append("  nothing placed")
+    for u in plan.unplaced:
+        lines.append(f"UNPLACED {u.summary}")
+        for remedy in plan.remedies(u.workload):
+            lines.append(f"    would help: {remedy}")
+    o = plan.objective
+    lines.append(
+        f"objective: {o.kind} = {o.value:,.4g} (bound {o.bound:,.4g}, gap {o.gap:.2%}, {o.status}, {o.solver}); "
+        f"cost {_money(plan.cost_per_hour)}; {sum(p.gpus for p in plan.placements)} GPUs"
+    )
+    if out is not None:
+        lines.append(f"wrote {out}/")
+    return "\n".join(lines) + "\n" + to_text(result.validation).replace("PASS:", "PASS:" if not result.failed else "FAIL:", 1)
