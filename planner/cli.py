@@ -235,6 +235,32 @@ def verify(directory, public_key) -> None:
     sys.exit(EXIT_OK if result.ok else EXIT_FAIL)
 
 
+RENDER_FORMATS = ("json", "md", "html", "sarif", "oscal", "helm", "terraform")
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(path_type=Path, exists=True))
+@click.option("--format", "formats", type=click.Choice(RENDER_FORMATS), multiple=True,
+              help="Formats to render (repeatable); default: all.")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Directory to write (atomically, with a manifest).")
+@click.option("--timestamp", default=None, help="Timestamp to print in reports.")
+@click.option("--sign-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None, envvar="MEDPLAN_SIGN_KEY",
+              help="Ed25519 private key (PEM) that signs MANIFEST.sha256.")
+@_handle_errors
+def render(plan_file, formats, out, timestamp, sign_key) -> None:
+    """Render again from a saved plan (plan.json or its directory)."""
+    from planner.pipeline import replan
+    from planner.plandir import write_plan_dir
+    from planner.render import render_plan_files
+    from planner.render.plandiff import load_plan_json
+
+    doc = load_plan_json(plan_file)
+    result = replan(doc, str(plan_file))
+    files = render_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=set(formats) or None)
+    write_plan_dir(out, files, sign_key=sign_key)
+    click.echo(f"wrote {len(files)} files to {out}/")
+
+
 @main.command("compare")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--swap", "swaps", multiple=True, metavar="SITE/POOL=MODEL",

@@ -248,9 +248,49 @@ def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
     return PlanResult(spec=spec, validation=validation, plan=result, facts=run.facts, denials=denials)
 
 
+def replan(doc: dict, origin: str, options: ValidateOptions | None = None) -> PlanResult:
+    """Rebuild the result a saved plan.json was rendered from.
+
+    The plan keeps its spec files' text; they are parsed again, the plan is
+    solved again (the solver is deterministic) and the placements must equal
+    the saved ones, and the policy bundles must be the same revision, so the
+    files rendered now are the files that plan would have had.
+    """
+    import hashlib
+    from pathlib import Path
+
+    from planner.errors import Diagnostic, Location
+    from planner.spec.loader import build_spec
+    from planner.spec.yamlsource import parse_yaml
+
+    sources, inputs = [], []
+    for item in doc.get("sources") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not isinstance(item.get("path"), str):
+            raise InputError("not re-renderable", [Diagnostic(Location(origin), "plan.json does not carry its spec files (sources)")])
+        raw = item["text"].encode("utf-8")
+        if hashlib.sha256(raw).hexdigest() != item.get("sha256"):
+            raise InputError("tampered plan", [Diagnostic(Location(origin), f"the text of {item['path']} does not match its sha256")])
+        sources.append(parse_yaml(raw, item["path"]))
+        inputs.append(InputFile(item["path"], item["sha256"], Path(item["path"]).resolve()))
+    if not sources:
+        raise InputError("not re-renderable", [Diagnostic(Location(origin), "plan.json does not carry its spec files (sources)")])
+    options = options or ValidateOptions(fail_on=doc.get("fail_on"))
+    result = plan(build_spec(sources, inputs), options)
+    saved = [{k: p.get(k) for k in ("workload", "replica", "site", "pool", "gpus")} for p in doc.get("placements", [])]
+    now = [{"workload": p.workload, "replica": p.replica, "site": p.site, "pool": p.pool, "gpus": p.gpus} for p in result.plan.placements]
+    if saved != now:
+        raise InputError("plan differs", [Diagnostic(Location(origin), "the saved placements differ from what this plan's spec gives now; was plan.json edited?")])
+    if doc.get("bundles") != result.validation.bundles:
+        raise InputError(
+            "policies changed",
+            [Diagnostic(Location(origin), "the policy bundles differ from those the plan was made with; run medplan plan again")],
+        )
+    return result
+
+
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
     spec = load_spec(paths)
     return validate(spec, options)
 
 
-__all__ = ["PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_validate", "validate"]
+__all__ = ["replan", "PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_validate", "validate"]

@@ -59,3 +59,50 @@ def test_explain_names_chosen_and_rejected_sites(cli):
     assert "ct-triage" in result.stdout and "chosen" in result.stdout
     unknown = cli("explain", AMC, "--workload", "ct-triag")
     assert unknown.exit_code == 2 and "did you mean 'ct-triage'" in unknown.stderr
+
+
+def test_render_again_from_a_saved_plan_is_byte_identical(cli, tmp_path, at_repo_root):
+    first = tmp_path / "first"
+    assert cli("plan", "examples/pharma-eu-us.yaml", "--out", first).exit_code == 0
+    again = tmp_path / "again"
+    assert cli("render", first / "plan.json", "--out", again).exit_code == 0
+    assert _tree(again) == _tree(first)
+    only = tmp_path / "only"
+    assert cli("render", first, "--format", "md", "--format", "sarif", "--out", only).exit_code == 0
+    assert sorted(_tree(only)) == ["MANIFEST.sha256", "findings.sarif", "report.md"]
+
+
+def test_render_refuses_an_edited_plan(cli, tmp_path, at_repo_root):
+    out = tmp_path / "p"
+    cli("plan", "examples/pharma-eu-us.yaml", "--out", out)
+    doc = json.loads((out / "plan.json").read_text())
+    doc["placements"][0]["site"] = "elsewhere"
+    (out / "plan.json").write_text(json.dumps(doc))
+    result = cli("render", out, "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "differ" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_diff_reports_moves_cost_and_findings(cli, tmp_path, write):
+    base = (REPO / "examples" / "community-hospital.yaml").read_text()
+    old, new = tmp_path / "old", tmp_path / "new"
+    cli("plan", write("a.yaml", base), "--out", old)
+    cli("plan", write("b.yaml", base.replace("gpu: H100", "gpu: B200")), "--out", new)
+    result = cli("diff", old, new, "--format", "json")
+    change = json.loads(result.stdout)
+    assert [m["workload"] for m in change["moved"]] == ["ed-census-forecast", "ehr-note-assistant"]
+    assert change["cost_per_hour"]["delta"] < 0
+    assert cli("diff", old, old).exit_code == 0
+
+
+def test_compare_swap_shows_hopper_memory_bottleneck(cli):
+    result = cli("compare", HOSPITAL, "--swap", "rb-dc1/h100=B200", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    a, b = doc["labels"]
+    note = doc["workloads"]["ehr-note-assistant"]
+    assert note[a]["gpu_models"] == ["H100"] and note[a]["gpus_per_replica"] == [4]
+    assert note[b]["gpu_models"] == ["B200"] and note[b]["gpus_per_replica"] == [2]
+    assert note[b]["min_headroom_gb"] > note[a]["min_headroom_gb"]
+    bad = cli("compare", HOSPITAL, "--swap", "rb-dc1/h100=B2OO")
+    assert bad.exit_code == 2 and "did you mean 'B200'" in bad.stderr

@@ -31,7 +31,7 @@ def load_plan_json(path: Path) -> dict:
 def _where(doc: dict) -> dict[str, Counter]:
     out: dict[str, Counter] = {}
     for p in doc.get("placements", []):
-        out.setdefault(p["workload"], Counter())[f"{p['site']}/{p['pool']}"] += 1
+        out.setdefault(p["workload"], Counter())[f"{p['site']}/{p['pool']} ({p['gpus']} x {p['gpu']})"] += 1
     return out
 
 

@@ -21,7 +21,21 @@ def plan_json_document(result) -> dict:
     }
     doc.update(result.plan.as_dict())
     doc["findings"] = [f.as_dict() for f in validation.findings]
+    doc["sources"] = sources_document(result.spec)
     return doc
+
+
+def sources_document(spec) -> list[dict]:
+    """The spec files' text, so that `medplan render` can rebuild the plan's inputs."""
+    from planner.spec.loader import sources_of
+
+    sources = sources_of(spec)
+    out = []
+    for item in sources.inputs:
+        source = sources.map.files.get(item.path)
+        text = source.raw.decode("utf-8-sig") if source is not None else None
+        out.append({"path": item.path, "sha256": item.sha256, "text": text})
+    return out
 
 
 def render_plan_json(result) -> str:

@@ -695,8 +695,11 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
     instances = {key: nodes_used.get(key, 0) for key in pools if pools[key].elastic}
 
     main = next(p for p in phases if p.name == "objective")
-    statuses = {p.status for p in phases if p.status != "skipped"}
-    if statuses <= {"optimal"} and not any(p.status == "skipped" and p.value is None for p in phases):
+    # The status is that of the first two levels (placement, then the spec's objective);
+    # a tie-break cut short by the time limit is a note, not a weaker plan.
+    decisive = [p for p in phases if p.name in ("unplaced", "objective")]
+    statuses = {p.status for p in decisive if not (p.status == "skipped" and p.value is not None)}
+    if statuses <= {"optimal"}:
         status = "optimal"
     elif "error" in statuses:
         status = "error"
@@ -704,6 +707,9 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
         status = "no-solution"
     else:
         status = "time-limit"
+    for p in phases[len(decisive):]:
+        if p.status in ("time-limit", "no-solution") or (p.status == "skipped" and p.value is None):
+            notes.append(f"tie-break level '{p.name}' stopped at the time limit: equal-{kind} alternatives may remain")
     # The reported value is the objective of the plan as packed (instances actually used).
     value = _objective_value(kind, xs, wcand, pools, cost_per_gpu, instances)
     bound = main.bound if main.bound is not None else 0.0

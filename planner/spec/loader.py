@@ -115,7 +115,7 @@ def load_spec(paths: list[str | Path] | str | Path) -> models.Spec:
             errors.extend(exc.diagnostics)
             continue
         sources.append(source)
-        inputs.append(InputFile(name, hashlib.sha256(path.read_bytes()).hexdigest(), path.resolve()))
+        inputs.append(InputFile(name, hashlib.sha256(source.raw).hexdigest(), path.resolve()))
     if errors:
         raise InputError("invalid input", errors)
     return build_spec(sources, inputs)

@@ -9,6 +9,7 @@ can exhaust the machine.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class SourceFile:
     data: object
     values: dict[PathKey, Location] = field(default_factory=dict)
     keys: dict[PathKey, Location] = field(default_factory=dict)
+    sha256: str | None = None  # of the bytes parsed, when read from a file
+    raw: bytes = b""  # the bytes as read: hashed, and kept in plan.json
 
     def locate(self, path: PathKey, *, key: bool = False) -> Location:
         """The location of ``path``, or of its nearest ancestor that exists."""
@@ -106,12 +109,17 @@ def read_yaml(path: Path, display: str | None = None) -> SourceFile:
                 "file too large",
                 [Diagnostic(Location(name), f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")],
             )
-        raw = path.read_bytes()
+        # Read one byte past the limit and no more: a device or pipe
+        # (/dev/zero, a FIFO) reports size 0 and never ends.
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InputError(
             "cannot read file", [Diagnostic(Location(name), f"cannot read file: {exc.strerror or exc}")]
         ) from exc
-    return parse_yaml(raw, name)
+    source = parse_yaml(raw, name)
+    source.sha256 = hashlib.sha256(raw).hexdigest()
+    return source
 
 
 def parse_yaml(raw: bytes, name: str) -> SourceFile:
@@ -145,7 +153,7 @@ def parse_yaml(raw: bytes, name: str) -> SourceFile:
             "several documents",
             [Diagnostic(_loc(name, nodes[1].start_mark), "expected one YAML document per file; split the others into their own files")],
         )
-    source = SourceFile(name, None)
+    source = SourceFile(name, None, raw=raw)
     if not nodes:
         source.data = {}
         source.values[()] = Location(name, 1, 1)
