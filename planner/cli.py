@@ -48,8 +48,9 @@ def _handle_errors(fn):
 
                 click.echo(error_json(exc, ctx.params.get("paths") or []))
             else:
-                for line in str(exc).splitlines():
-                    click.echo(f"error: {line}" if not line.startswith(("error", " ")) and ":" not in line[:3] else line, err=True)
+                lines = [str(d) for d in exc.diagnostics] or [f"error: {exc.message}"]
+                for line in lines:
+                    click.echo(line, err=True)
             ctx.exit(EXIT_ERROR)
         except (click.exceptions.Exit, click.exceptions.ClickException, SystemExit, KeyboardInterrupt):
             raise
@@ -407,6 +408,22 @@ def size(paths, workload, fmt) -> None:
     options = pool_options(spec, cat, sizing)
     render = render_catalog.size_table if fmt == "table" else render_catalog.size_json
     click.echo(render(spec, sizing, options, workload=workload), nl=False)
+
+
+@main.command()
+@click.option("--sites", type=click.IntRange(1, 100_000), default=10, show_default=True)
+@click.option("--workloads", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write here instead of stdout.")
+def generate(sites, workloads, seed, out) -> None:
+    """A realistic synthetic spec for benchmarks (the same seed gives the same spec)."""
+    from planner.generate import generate_yaml
+
+    text = generate_yaml(sites, workloads, seed)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 @main.command()

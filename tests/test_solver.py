@@ -128,6 +128,25 @@ def test_ha_spread_forces_two_sites(tmp_path):
     assert plan.objective.value == pytest.approx(2.0)
 
 
+def test_identical_ha_workloads_each_spread_over_two_sites(tmp_path):
+    # Three identical workloads of 3 replicas: pooled into one unit by the model, then dealt out.
+    # Cheapest: each keeps 2 replicas on dc1 (1/GPU-h) and 1 elsewhere (dc2 at 2): 3 x (2 + 2) = 12.
+    sites = [
+        _site("dc1", pools=[_owned("h100", "H100", 2, 8, 1.0)]),
+        _site("dc2", pools=[_owned("h100", "H100", 1, 8, 2.0)]),
+        _site("dc3", pools=[_owned("h100", "H100", 1, 8, 3.0)]),
+    ]
+    workloads = [_wl(f"svc{i}", replicas=3, criticality="high") for i in range(3)]
+    spec, facts = _spec(tmp_path, sites=sites, workloads=workloads)
+    plan = solve(spec, facts)
+    assert plan.objective.value == pytest.approx(12.0)
+    assert len(plan.context.admissibility.classes) == 1
+    for i in range(3):
+        placed = plan.placed(f"svc{i}")
+        assert len(placed) == 3
+        assert sorted(p.site for p in placed) == ["dc1", "dc1", "dc2"]
+
+
 def test_ha_spread_impossible_is_reported_not_violated(tmp_path):
     spec, facts = _spec(
         tmp_path,
@@ -393,3 +412,26 @@ def test_objective_reports_value_bound_and_gap(tmp_path):
     placement = body["placements"][0]
     assert set(placement) == {"workload", "replica", "site", "pool", "gpu", "gpus", "cost_per_hour", "nodes"}
     assert [(p["workload"], p["replica"]) for p in body["placements"]] == sorted((p["workload"], p["replica"]) for p in body["placements"])
+
+
+def test_a_tiny_time_limit_still_gives_a_valid_plan(tmp_path):
+    # The model starts from a greedy placement (steered by the LP relaxation), so even a
+    # solve cut short returns a packed, valid plan with a bound that does not exceed it.
+    sites = [
+        _site("dc1", pools=[_owned("h100", "H100", 3, 8, 1.5), _owned("odd", "H100", 2, 6, 1.0)]),
+        _site("dc2", "colocation", pools=[_owned("h200", "H200", 2, 8, 2.5)]),
+        _site("aws", "cloud", pools=[_p5(max_nodes=4)]),
+    ]
+    workloads = [_wl(f"w{i}", gpus=g, replicas=r, criticality=c) for i, (g, r, c) in enumerate(
+        [(1, 5, "high"), (2, 4, "medium"), (3, 3, "low"), (4, 2, "high"), (16, 1, "medium"), (6, 2, "low")]
+    )]
+    spec, facts = _spec(tmp_path, sites=sites, workloads=workloads, objective={"time_limit_s": 0.001})
+    plan = solve(spec, facts)
+    assert plan.objective.status in ("optimal", "time-limit")
+    assert plan.objective.bound <= plan.objective.value + 1e-6
+    assert len(plan.placements) > 0
+    for key, usage in plan.pools.items():
+        assert usage.gpus_used <= usage.capacity_gpus
+    for p in plan.placements:
+        per_node = facts.pools_by_key[p.pool_key].gpus_per_node
+        assert len(p.nodes) == (-(-p.gpus // per_node) if p.gpus > per_node else 1)

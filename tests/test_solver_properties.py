@@ -96,6 +96,8 @@ def specs(draw) -> dict:
         if placement:
             w["placement"] = placement
         workloads.append(w)
+        for copy in range(draw(st.sampled_from([0, 0, 1, 2]))):  # identical workloads are pooled by the model
+            workloads.append({**w, "id": f"w{k}c{copy}"})
     objective = {"minimize": draw(st.sampled_from(["cost", "gpus", "latency"])), "time_limit_s": 5}
     if draw(st.booleans()):
         objective["prefer_kinds"] = draw(st.lists(st.sampled_from(KINDS), min_size=1, unique=True))

@@ -348,7 +348,7 @@ def _read_entries(filename: str, section: str) -> list[dict[str, Any]]:
 
     path = _DATA_DIR / filename
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogDataError(f"{path}: cannot read catalog data: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get(section), list):

@@ -205,11 +205,11 @@ def remedies(plan, workload_id: str) -> list[str]:
     order = sorted(groups.items(), key=lambda kv: (len(kv[0]), -len(kv[1]), ctx.admissibility.sites.index(kv[1][0])))
     for fixes, sites in order[:MAX_REMEDIES]:
         out.append(f"{' and '.join(fixes)}: admits {', '.join(sites)}")
-    capacity = [r for r in unplaced.reasons if r.code == "capacity" and r.pool is not None]
+    capacity = [r for r in unplaced.reasons if r.code == "capacity" and r.site not in wa.site_reasons]
     for r in capacity[:3]:
-        key = f"{r.site}/{r.pool}"
+        c = next(c for c in wa.candidates if c.site == r.site and (r.pool is None or c.pool == f"{r.site}/{r.pool}"))
+        key = c.pool
         p = ctx.facts.pools_by_key[key]
-        c = next(c for c in wa.candidates if c.pool == key)
         free = ctx.free[key]
         missing = unplaced.replicas_unplaced
         if p.elastic:

@@ -8,9 +8,9 @@ Variables (integer unless noted; only admissible pairs are built):
 - ``y[p]``    instances bought in an elastic pool (``0..max_nodes``).
 - ``m[p,k]``  nodes of pool ``p`` filled with pattern ``k`` (only for pools
   whose replica sizes need the pattern node model, see "Node shape").
-- ``v[w]`` (binary), ``t[w]`` for ``criticality: high`` workloads with two
-  or more replicas: ``v`` = the workload is placed at all, ``t`` = replicas
-  placed.
+- ``k[w]``, ``t[w]`` for ``criticality: high`` workloads with two or more
+  replicas: ``k`` = placed at all (0/1; members placed for pooled units, see
+  "Scale"), ``t`` = replicas placed.
 
 Constraints:
 
@@ -22,9 +22,9 @@ Constraints:
   elastic pool): a replica of ``g > G`` GPUs (``G`` = GPUs per node) takes
   ``k = ceil(g/G)`` whole nodes of its own; smaller replicas never straddle
   nodes. Owned GPU capacity follows from it.
-- HA spread: ``t[w] = sum_p x[w,p] <= ub v[w]`` and, for every admissible
-  site ``s``, ``sum_{p at s} x[w,p] <= t[w] - v[w]``: with ``v = 1`` no single
-  site holds all placed replicas, so a high-criticality workload runs on at
+- HA spread: ``t[w] = sum_p x[w,p]``, ``2 k[w] <= t[w] <= R k[w]`` and, for
+  every admissible site ``s``, ``sum_{p at s} x[w,p] <= t[w] - k[w]``: with
+  ``k = 1`` no single site holds all placed replicas, so a high-criticality workload runs on at
   least two sites or not at all (then it is reported unplaced with ``ha-spread``); it
   never silently runs on one site.
 
@@ -52,6 +52,16 @@ replica sizes ``s_1 < ... < s_k <= G`` that may land there:
 
 After the solve every replica is packed onto numbered nodes, so the plan
 shows node assignments that a reader can check.
+
+Scale. Workloads of one admissibility class with the same criticality and
+one replica count on every GPU model are pooled into one unit (their
+replicas summed; HA units get ``k`` = members placed, ``2k <= t <= R k`` and
+``sum_{p at s} x <= t - k``) and dealt back to members after the solve, so
+5,000 workloads from a few dozen templates are a few dozen units. Pairs that
+admissibility rejected are never built. HiGHS starts from a feasible plan:
+the LP relaxation's placement rounded down, completed greedily (critical and
+small replicas first) and packed on real nodes; a time limit therefore never
+returns less than that start.
 
 Objective, lexicographic, one HiGHS solve per level, each level fixing the
 one before it (warm-started from the previous solution):
@@ -86,7 +96,12 @@ __all__ = ["MAX_PATTERNS", "NodeModel", "SolveResult", "node_model", "optimise"]
 
 MAX_PATTERNS = 400
 UNPLACED_WEIGHT = {"high": 4.0, "medium": 2.0, "low": 1.0}
-MIP_REL_GAP = 1e-4
+MIP_REL_GAP = 1e-4  # the spec's objective (and cost as its tie-break) are solved to this gap
+# Placement counts (level 1) and the pool-order tie-break are looser: their objectives are
+# integral counts where 1e-3 is a handful of replicas, and proving the last one can cost
+# HiGHS seconds of root separation that the spec's objective needs more.
+LEVEL_GAP = {"unplaced": 1e-3, "objective": MIP_REL_GAP, "cost": MIP_REL_GAP, "order": 1e-3}
+MIN_OBJECTIVE_SHARE = 0.2  # the spec's objective always gets this share of the time limit
 RANDOM_SEED = 20240917
 
 
@@ -265,16 +280,19 @@ class _Unit:
     ha: bool
     uniform: bool
     weight: float
+    per_member: int  # replicas of each member (members of a unit agree)
 
 
 def _units(spec, adm: Admissibility, pools) -> tuple[list[_Unit], dict[str, int], dict[str, tuple[str, ...]]]:
     """Model units; workloads with nothing admissible (or HA with one site) are unplaced up front.
 
     Workloads of one admissibility class (same candidates, sizes, latencies)
-    with the same criticality, no HA spread and one replica count on every
-    GPU model are interchangeable: they become one unit whose replicas are
-    the members' sum, and are split back after the solve. Exact, because any
-    per-pool counts of the pooled replicas can be dealt out to the members.
+    with the same criticality and one replica count on every GPU model are
+    interchangeable: they become one unit whose replicas are the members' sum,
+    split back after the solve. Exact: any per-pool counts can be dealt out to
+    the members, and for HA units the spread rows on the pooled counts are
+    exactly what a dealing with every member on two sites needs (see
+    :func:`_deal_ha`).
     """
     unplaced: dict[str, int] = {}
     ha_blocked: dict[str, tuple[str, ...]] = {}
@@ -292,16 +310,16 @@ def _units(spec, adm: Admissibility, pools) -> tuple[list[_Unit], dict[str, int]
             continue
         uniform = all(c.replicas == wa.replicas for c in wa.candidates)
         weight = UNPLACED_WEIGHT.get(w.criticality.value, 1.0)
-        if uniform and not ha:
+        if uniform:
             key = (wa.class_id, w.criticality.value)
             unit = groups.get(key)
             if unit is not None:
                 unit.members.append((w.id, wa.replicas))
                 unit.replicas += wa.replicas
                 continue
-        unit = _Unit(w.id, [(w.id, wa.replicas)], wa.replicas, [], ha, uniform, weight)
+        unit = _Unit(w.id, [(w.id, wa.replicas)], wa.replicas, [], ha, uniform, weight, wa.replicas)
         units.append(unit)
-        if uniform and not ha:
+        if uniform:
             groups[(wa.class_id, w.criticality.value)] = unit
     for unit in units:
         w_id = unit.members[0][0]
@@ -380,13 +398,15 @@ class _PoolState:
         return counts
 
 
-def _greedy(units, pools, models, rank_key, hint=None) -> tuple[dict[tuple[str, str], int], dict[str, _PoolState]]:
+def _greedy(units, pools, models, rank_key, hint=None):
     """A quick feasible placement to start HiGHS from.
 
     First every unit takes the whole part of the LP relaxation's placement
     (``hint``); then, most critical and smallest replicas first (the first
     level counts unplaced replicas), every missing replica goes on the
-    best-ranked pool with room. HA units end on two sites or not at all.
+    best-ranked pool with room, HA groups capped at ``n (R - 1)`` replicas per
+    site; HA units are then repaired until their spread rows hold.
+    Returns (x per (unit, pool), pool states, members placed per HA unit).
     """
     states = {key: _PoolState(pools[key], models[key]) for key in models}
     hint = hint or {}
@@ -394,50 +414,125 @@ def _greedy(units, pools, models, rank_key, hint=None) -> tuple[dict[tuple[str, 
     ranked = {u.id: sorted(u.candidates, key=lambda cu, ref=u.replicas: rank_key(cu[0], ref)) for u in units}
     tokens: dict[str, list[tuple[Candidate, list[int]]]] = {u.id: [] for u in units}
 
-    def covered(unit) -> float:
-        return sum(1.0 if unit.uniform else unit.replicas / c.replicas for c, _ in tokens[unit.id])
-
-    def count(unit, pool: str) -> int:
-        return sum(1 for c, _ in tokens[unit.id] if c.pool == pool)
+    def share(unit, c) -> float:
+        return 1.0 if unit.uniform else unit.replicas / c.replicas
 
     for unit in order:
+        have = 0.0
         for c, ub in ranked[unit.id]:
             for _ in range(min(int(math.floor(hint.get((unit.id, c.pool), 0.0) + 1e-6)), ub)):
-                if covered(unit) >= unit.replicas - 1e-9:
+                if have >= unit.replicas - 1e-9:
                     break
                 nodes = states[c.pool].place(c.gpus, c.nodes_per_replica)
                 if nodes is None:
                     break
                 tokens[unit.id].append((c, nodes))
+                have += share(unit, c)
+    members_placed: dict[str, int] = {}
     for unit in order:
-        have = covered(unit)
-        counts = {c.pool: count(unit, c.pool) for c, _ in ranked[unit.id]}
-        sites = {c.site for c, _ in tokens[unit.id]}
+        have = sum(share(unit, c) for c, _ in tokens[unit.id])
+        counts = {c.pool: 0 for c, _ in ranked[unit.id]}
+        for c, _ in tokens[unit.id]:
+            counts[c.pool] += 1
+        at_site: dict[str, int] = {}
+        for c, _ in tokens[unit.id]:
+            at_site[c.site] = at_site.get(c.site, 0) + 1
+        n = len(unit.members)
+        site_cap = n * (unit.per_member - 1) if unit.ha and unit.uniform else None
         while have < unit.replicas - 1e-9:
             options = ranked[unit.id]
-            if unit.ha and len(sites) == 1:
-                options = [cu for cu in options if cu[0].site not in sites] or options
+            if unit.ha and site_cap is None and len(at_site) == 1:
+                options = [cu for cu in options if cu[0].site not in at_site] or options
             for c, ub in options:
-                if counts[c.pool] >= ub:
+                if counts[c.pool] >= ub or (site_cap is not None and at_site.get(c.site, 0) >= site_cap):
                     continue
                 nodes = states[c.pool].place(c.gpus, c.nodes_per_replica)
                 if nodes is not None:
                     tokens[unit.id].append((c, nodes))
                     counts[c.pool] += 1
-                    sites.add(c.site)
-                    have += 1.0 if unit.uniform else unit.replicas / c.replicas
+                    at_site[c.site] = at_site.get(c.site, 0) + 1
+                    have += share(unit, c)
                     break
             else:
                 break
-        if unit.ha and len(sites) < 2:
-            for c, nodes in tokens[unit.id]:
-                states[c.pool].remove(c.gpus, nodes)
-            tokens[unit.id] = []
+        if unit.ha:
+            members_placed[unit.id] = _repair_ha(unit, tokens[unit.id], states)
+    placed_k = members_placed
     placed: dict[tuple[str, str], int] = {}
     for unit in units:
         for c, _ in tokens[unit.id]:
             placed[(unit.id, c.pool)] = placed.get((unit.id, c.pool), 0) + 1
-    return placed, states
+    return placed, states, placed_k
+
+
+def _deal_ha(unit, counts: list[tuple[Candidate, int]], k: int):
+    """Deal an HA unit's pooled replicas to its members, each placed member on two sites or more.
+
+    The first ``k`` members (spec order) are placed; with ``P = q k + r``
+    replicas, members ``0..r-1`` get ``q + 1`` and the others ``q``. Replica
+    slots are listed site by site, the site with most replicas first, and slot
+    ``j`` goes to member ``j mod k``. No member ends on one site when the
+    unit's rows hold (``2k <= P <= R k``, every site ``C_s <= P - k``): its
+    slots span ``(p_i - 1) k + 1 >= k + 1`` positions starting before ``k``,
+    so only the first site's block could hold them all, and that block ends
+    before ``(q - 1) k + r``, short of member ``i``'s last slot in both cases.
+    Returns ((member, pool) -> (candidate, n), member -> unplaced, replicas not dealt).
+    """
+    total = sum(n for _, n in counts)
+    missing = {w_id: r for w_id, r in unit.members}
+    k = min(k, len(unit.members), total // 2)
+    if total == 0 or k == 0:
+        return {}, missing, total
+    by_site: dict[str, list[tuple[Candidate, int]]] = {}
+    for c, n in counts:
+        by_site.setdefault(c.site, []).append((c, n))
+    first = {site: n for n, site in enumerate(by_site)}
+    order = sorted(by_site, key=lambda site: (-sum(n for _, n in by_site[site]), first[site]))
+    slots = [c for site in order for c, n in by_site[site] for _ in range(n)]
+    share = [total // k + (1 if i < total % k else 0) for i in range(k)]
+    dealt: dict[tuple[str, str], tuple[Candidate, int]] = {}
+    for j, c in enumerate(slots):
+        w_id = unit.members[j % k][0]
+        old = dealt.get((w_id, c.pool), (c, 0))[1]
+        dealt[(w_id, c.pool)] = (c, old + 1)
+    for i in range(k):
+        missing[unit.members[i][0]] -= share[i]
+    # a dealing that leaves a member on one site means the rows did not hold: drop that member
+    dropped = 0
+    for i in range(k):
+        w_id = unit.members[i][0]
+        mine = [key for key in dealt if key[0] == w_id]
+        if len({dealt[key][0].site for key in mine}) < 2:
+            for key in mine:
+                dropped += dealt.pop(key)[1]
+            missing[w_id] = unit.members[i][1]
+    return dealt, missing, dropped
+
+
+def _ha_members(unit, t: int, largest: int) -> int | None:
+    """Members an HA unit's ``t`` replicas (``largest`` on one site) can be dealt to, or None."""
+    if t == 0:
+        return 0
+    n = len(unit.members)
+    low = -(-t // unit.per_member) if unit.uniform else 1
+    high = min(n, t // 2, t - largest)
+    return high if high >= low else None
+
+
+def _repair_ha(unit, tokens: list, states) -> int:
+    """Drop replicas from the busiest site until the HA spread rows hold; members placed."""
+    while True:
+        at_site: dict[str, int] = {}
+        for c, _ in tokens:
+            at_site[c.site] = at_site.get(c.site, 0) + 1
+        largest = max(at_site.values(), default=0)
+        k = _ha_members(unit, len(tokens), largest)
+        if k is not None:
+            return k
+        busiest = min(s for s, n in at_site.items() if n == largest)
+        i = max(i for i, (c, _) in enumerate(tokens) if c.site == busiest)
+        c, nodes = tokens.pop(i)
+        states[c.pool].remove(c.gpus, nodes)
 
 
 def _relaxation(h, highspy, lp: _Lp, costs: np.ndarray, seconds: float) -> np.ndarray | None:
@@ -477,7 +572,7 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
             by_pool.setdefault(c.pool, []).append((unit.id, c))
 
     # cover rows and HA rows
-    ha_cols: dict[str, tuple[int, int]] = {}  # unit -> (v, t)
+    ha_cols: dict[str, tuple[int, int]] = {}  # unit -> (k, t)
     for unit in units:
         cols = [(xcol[(unit.id, c.pool)], c) for c, _ in unit.candidates]
         ref = unit.replicas
@@ -487,18 +582,21 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
         val = [1.0 if unit.uniform else ref / c.replicas for _, c in cols] + [1.0]
         lp.row(ref, ref if unit.uniform else math.inf, idx, val)
         if unit.ha:
-            # t = replicas placed; t <= ub v; every site s: sum_{p at s} x - t + v <= 0,
-            # i.e. with v = 1 some replica runs outside every single site (>= 2 sites).
-            v = lp.col(f"v[{unit.id}]", 0, 1)
+            # k = members placed, t = replicas placed: 2k <= t <= R k, and for every site
+            # sum_{p at s} x <= t - k: no single site holds all of any member's replicas.
+            n = len(unit.members)
+            k = lp.col(f"k[{unit.id}]", 0, n)
             t = lp.col(f"t[{unit.id}]", 0, sum(lp.ub[j] for j, _ in cols))
             lp.row(0, 0, [j for j, _ in cols] + [t], [1.0] * len(cols) + [-1.0])
-            lp.row(-math.inf, 0, [t, v], [1.0, -float(lp.ub[t])])
+            per = float(unit.per_member if unit.uniform else lp.ub[t])
+            lp.row(-math.inf, 0, [t, k], [1.0, -per])
+            lp.row(0, math.inf, [t, k], [1.0, -2.0])
             at_site: dict[str, list[int]] = {}
             for j, c in cols:
                 at_site.setdefault(c.site, []).append(j)
             for js in at_site.values():
-                lp.row(-math.inf, 0, js + [t, v], [1.0] * len(js) + [-1.0, 1.0])
-            ha_cols[unit.id] = (v, t)
+                lp.row(-math.inf, 0, js + [t, k], [1.0] * len(js) + [-1.0, 1.0])
+            ha_cols[unit.id] = (k, t)
 
     # pools: node shape and elastic instances
     ycol: dict[str, int] = {}
@@ -599,7 +697,7 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
         relaxed = _relaxation(h, highspy, lp, c_unplaced + primary * (1e-3 / scale), 0.15 * time_limit)
         if relaxed is not None:
             hint = {k: float(relaxed[j]) for k, j in xcol.items() if relaxed[j] > 0.999}
-    start, states = _greedy(units, pools, models, rank_key, hint)
+    start, states, members_placed = _greedy(units, pools, models, rank_key, hint)
     values = np.zeros(ncols)
     for k, n in start.items():
         values[xcol[k]] = n
@@ -611,9 +709,9 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
             covered = sum(start.get((unit.id, c.pool), 0) * unit.replicas / c.replicas for c, _ in unit.candidates)
             values[ucol[unit.id]] = max(math.ceil(unit.replicas - covered - 1e-9), 0)
         if unit.id in ha_cols:
-            v, t = ha_cols[unit.id]
+            k, t = ha_cols[unit.id]
             values[t] = placed
-            values[v] = 1.0 if placed else 0.0
+            values[k] = members_placed.get(unit.id, 0)
     for key, j in ycol.items():
         values[j] = states[key].used()
     for key, ms in mcol.items():
@@ -632,11 +730,15 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
             if phases and not costs.any():
                 phases.append(Phase(name, "skipped", 0.0, 0.0, 0.0, 0.0))
                 continue
-            if remaining <= 0.01 and phases:
+            budget = remaining * shares[name]
+            if name == "objective":  # HiGHS can overrun a limit at the root: never starve this level
+                budget = max(budget, MIN_OBJECTIVE_SHARE * time_limit)
+            elif remaining <= 0.01 and phases:
                 phases.append(Phase(name, "skipped", None, None, None, 0.0))
                 continue
             h.changeColsCost(ncols, allidx, costs)
-            h.setOptionValue("time_limit", max(remaining * shares[name], 0.01))
+            h.setOptionValue("mip_rel_gap", LEVEL_GAP[name])
+            h.setOptionValue("time_limit", max(budget, 0.01))
             h.setSolution(ncols, allidx, values)
             h.run()
             info = h.getInfo()
@@ -678,6 +780,16 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
             if missing > 0:
                 unplaced[w_id] = missing
             continue
+        if unit.ha:
+            k_col = ha_cols[unit.id][0]
+            dealt, missing, dropped = _deal_ha(unit, counts, int(round(values[k_col])))
+            for (w_id, pool), (c, n) in dealt.items():
+                xs[(w_id, pool)] = n
+                wcand[(w_id, pool)] = c
+            unplaced.update({w_id: n for w_id, n in missing.items() if n > 0})
+            if dropped:
+                notes.append(f"{unit.id}: {dropped} replicas left out: they could not be dealt to members on two sites")
+            continue
         queue = [[c, n] for c, n in counts]
         for w_id, need in unit.members:
             while need and queue:
@@ -707,6 +819,14 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
         status = "no-solution"
     else:
         status = "time-limit"
+    first = phases[0]
+    if first.name == "unplaced" and first.bound is not None and first.value is not None:
+        floor = math.ceil(first.bound - 1e-6)
+        if first.value > floor + 1e-6:
+            notes.append(
+                f"unplaced replicas (weighted by criticality: high 4, medium 2, low 1): {first.value:g}; "
+                f"proven minimum {floor:g}"
+            )
     for p in phases[len(decisive):]:
         if p.status in ("time-limit", "no-solution") or (p.status == "skipped" and p.value is None):
             notes.append(f"tie-break level '{p.name}' stopped at the time limit: equal-{kind} alternatives may remain")

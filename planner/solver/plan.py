@@ -195,6 +195,7 @@ class Context:
     result: SolveResult
     cost_per_gpu: Mapping[str, float]
     free: Mapping[str, "PoolFree"]
+    site_room: dict = field(default_factory=dict, compare=False, repr=False)  # cache per admissibility class
 
 
 @dataclass(frozen=True)
@@ -251,42 +252,39 @@ def _capacity_reasons(ctx: Context, workload: str, missing: int) -> list[Reason]
                 )
             )
         return out
-    rooms: dict[str, int] = {}
-    for c in wa.candidates:
-        rooms[c.site] = rooms.get(c.site, 0) + ctx.free[c.pool].room(c.gpus, c.nodes_per_replica)
+    cached = ctx.site_room.get(wa.class_id)
+    if cached is None:  # workloads of one class share candidates: compute per class once
+        by_site: dict[str, list] = {}
+        for c in wa.candidates:
+            by_site.setdefault(c.site, []).append(c)
+        rooms = {site: sum(ctx.free[c.pool].room(c.gpus, c.nodes_per_replica) for c in cs) for site, cs in by_site.items()}
+        cached = ctx.site_room[wa.class_id] = (by_site, rooms)
+    by_site, rooms = cached
     spec_w = ctx.facts.index["workload"][workload]
     fully = missing >= wa.replicas
     ha = spec_w.criticality.value == "high" and wa.replicas >= 2
     with_room = [s for s in wa.admissible_sites if rooms.get(s, 0) > 0]
-    for c in wa.candidates:
-        free = ctx.free[c.pool]
-        pool_id = c.pool.split("/", 1)[1]
-        room = free.room(c.gpus, c.nodes_per_replica)
+    for site, cs in by_site.items():
+        room = rooms[site]
+        pool_id = cs[0].pool.split("/", 1)[1] if len(cs) == 1 else None
         if ha and fully and room > 0:
             names = ", ".join(with_room)
             verb = "has" if len(with_room) == 1 else "have"
-            out.append(
-                Reason(
-                    c.site,
-                    "ha-spread",
-                    f"criticality high needs replicas on at least 2 sites; only {names} {verb} room",
-                    pool=pool_id,
-                )
-            )
+            message = f"criticality high needs replicas on at least 2 sites; only {names} {verb} room"
+            out.append(Reason(site, "ha-spread", message, pool=pool_id))
             continue
-        if c.nodes_per_replica:
-            message = f"needs {missing} x {c.nodes_per_replica} whole nodes, {free.idle_nodes} free"
-        elif room < missing and free.gpus >= missing * c.gpus:
-            message = (
-                f"needs {missing} x {c.gpus} GPUs on one node each; {free.gpus} GPUs free but room for {room}"
-            )
+        free_gpus = sum(ctx.free[c.pool].gpus for c in cs)
+        g = min(c.gpus for c in cs)
+        if all(c.nodes_per_replica for c in cs):
+            k = min(c.nodes_per_replica for c in cs)
+            message = f"needs {missing} x {k} whole nodes, {sum(ctx.free[c.pool].idle_nodes for c in cs)} free"
+        elif room < missing and free_gpus >= missing * g:
+            message = f"needs {missing} x {g} GPUs on one node each; {free_gpus} GPUs free but room for {room}"
         elif room < missing:
-            message = f"needs {missing * c.gpus} GPUs, {free.gpus} free"
+            message = f"needs {missing * g} GPUs, {free_gpus} free"
         else:
-            message = (
-                f"needs {missing * c.gpus} GPUs, {free.gpus} free; not placed by the solver ({result.status})"
-            )
-        out.append(Reason(c.site, "capacity", message, pool=pool_id))
+            message = f"needs {missing * g} GPUs, {free_gpus} free; not placed by the solver ({result.status})"
+        out.append(Reason(site, "capacity", message, pool=pool_id))
     return out
 
 

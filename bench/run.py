@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Scale benchmark: time and peak memory of every pipeline stage on
+generated specs, the plan's gap, and growth between sizes.
+
+    python bench/run.py                     # 10x100, 100x1000, 300x3000, 1000x10000
+    python bench/run.py --sizes 10x100 100x1000 --seed 3
+
+Each size runs in a fresh process so peak memory (ru_maxrss) belongs to it.
+When opa-golib-python-bindings is installed, the real OPA v1.20 engine is
+timed on the same validate-stage policies and input document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SIZES = ["10x100", "100x1000", "300x3000", "1000x10000"]
+STAGES = ["load", "validate", "placement", "admissibility", "solve", "plan-stage", "render"]
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(sites: int, workloads: int, seed: int) -> dict:
+    """Run the pipeline stage by stage on one generated spec (in this process)."""
+    sys.path.insert(0, str(REPO))
+    from planner.generate import generate_yaml
+    from planner.pipeline import ValidateOptions, _finish, _start, plan_document
+    from planner.policy.document import placement_document
+    from planner.policy.evaluate import evaluate_placement, evaluate_stage
+    from planner.render import render_plan_files
+    from planner.solver import admissibility, expand_denials, solve
+    from planner.spec.loader import load_spec
+
+    times: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+
+    def stage(name: str, started: float) -> None:
+        times[name] = time.perf_counter() - started
+        peaks[name] = _peak_mb()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.yaml"
+        path.write_text(generate_yaml(sites, workloads, seed))
+        t = time.perf_counter()
+        spec = load_spec([path])
+        stage("load", t)
+
+        t = time.perf_counter()
+        run = _start(spec, ValidateOptions())
+        run.violations, _ = evaluate_stage(run.policies, "validate", run.document)
+        stage("validate", t)
+
+        t = time.perf_counter()
+        pdoc, _, _ = placement_document(run.document)
+        denials_by_class, errors = evaluate_placement(run.policies, pdoc)
+        run.violations += errors
+        denials = expand_denials(denials_by_class, pdoc)
+        stage("placement", t)
+
+        t = time.perf_counter()
+        admissibility(spec, run.facts, denials)
+        stage("admissibility", t)
+
+        t = time.perf_counter()
+        result_plan = solve(spec, run.facts, denials)
+        stage("solve", t)
+
+        t = time.perf_counter()
+        violations, _ = evaluate_stage(run.policies, "plan", plan_document(result_plan, run.document))
+        run.violations += violations
+        validation = _finish(run, {"validate", "placement", "plan"})
+        stage("plan-stage", t)
+
+        from planner.pipeline import PlanResult
+
+        t = time.perf_counter()
+        files = render_plan_files(PlanResult(spec=spec, validation=validation, plan=result_plan, facts=run.facts, denials=denials))
+        stage("render", t)
+
+        opa = _opa_time(run)
+        objective = result_plan.objective
+        return {
+            "size": f"{sites}x{workloads}",
+            "flows": len(spec.flows),
+            "times": times,
+            "peak_mb": peaks,
+            "total_s": sum(times.values()),
+            "gap": objective.gap,
+            "status": objective.status,
+            "placed": len(result_plan.placements),
+            "unplaced": sum(u.replicas_unplaced for u in result_plan.unplaced),
+            "files": len(files),
+            "opa_validate_s": opa,
+            "regorus_validate_s": _regorus_time(run),
+        }
+
+
+def _regorus_time(run) -> float:
+    """Validate-stage rule evaluation alone on regorus, to set beside OPA's."""
+    from planner.policy.evaluate import evaluate_stage
+
+    t = time.perf_counter()
+    evaluate_stage(run.policies, "validate", run.document)
+    return time.perf_counter() - t
+
+
+def _opa_time(run) -> float | None:
+    try:
+        sys.path.insert(0, str(REPO))
+        from tests.support import opa_reference
+    except ImportError:
+        return None
+    if not opa_reference.available():
+        return None
+    rules = [r for r in run.policies.registry.stage("validate") if r.language == "rego"]
+    t = time.perf_counter()
+    with opa_reference.engine(run.policies.modules) as engine:
+        for rule in rules:
+            try:
+                engine.eval_document(rule.query.removeprefix("data."), run.document)
+            except Exception:  # noqa: BLE001 - undefined results count as evaluated
+                pass
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="*", default=DEFAULT_SIZES, help="SITESxWORKLOADS, e.g. 100x1000")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        sites, workloads = (int(x) for x in args.one.split("x"))
+        print(json.dumps(run_one(sites, workloads, args.seed)))
+        return
+    rows = []
+    for size in args.sizes:
+        out = subprocess.run([sys.executable, __file__, "--one", size, "--seed", str(args.seed)], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"{size}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    head = f"{'size':>11} {'flows':>6} " + " ".join(f"{s:>13}" for s in STAGES) + f" {'total s':>8} {'peak MB':>8} {'gap':>7} {'unplaced':>8} {'OPA val s':>9} {'regorus s':>9} {'growth':>7}"
+    print(head)
+    previous = None
+    for row in rows:
+        growth = f"{row['total_s'] / previous:.1f}x" if previous else "-"
+        previous = row["total_s"]
+        opa = f"{row['opa_validate_s']:.3f}" if row["opa_validate_s"] is not None else "n/a"
+        print(
+            f"{row['size']:>11} {row['flows']:>6} "
+            + " ".join(f"{row['times'][s]:>7.3f}s/{row['peak_mb'][s]:>4.0f}M" for s in STAGES)
+            + f" {row['total_s']:>8.2f} {max(row['peak_mb'].values()):>8.0f} {row['gap']:>7.2%} {row['unplaced']:>8} {opa:>9} {row['regorus_validate_s']:>9.3f} {growth:>7}"
+        )
+
+
+if __name__ == "__main__":
+    main()
