@@ -205,11 +205,15 @@ def plan_document(plan, document: dict) -> dict:
         # Replicas may follow from measured throughput, so the plan's count wins.
         if entry["placed"] or wid in unplaced:
             entry["replicas"] = entry["placed"] + unplaced.get(wid, 0)
+    pool_workloads: dict[str, set[str]] = {}
+    for p in plan.placements:
+        pool_workloads.setdefault(f"{p.site}/{p.pool}", set()).add(p.workload)
     pools = {
         key: {
             "gpus_used": usage.gpus_used,
             "capacity_gpus": usage.capacity_gpus,
             "utilisation": round(usage.gpus_used / usage.capacity_gpus, 6) if usage.capacity_gpus else 0.0,
+            "workloads": sorted(pool_workloads.get(key, ())),
         }
         for key, usage in sorted(plan.pools.items())
     }

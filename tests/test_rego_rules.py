@@ -202,7 +202,12 @@ def build_plan(doc: dict, placements: list[tuple[str, str, str, int]]) -> dict:
     pools = {}
     for key, pool in doc["pools"].items():
         used = sum(r["gpus"] for r in rows if f"{r['site']}/{r['pool']}" == key)
-        pools[key] = {"gpus_used": used, "capacity_gpus": pool["capacity_gpus"], "utilisation": used / pool["capacity_gpus"]}
+        pools[key] = {
+            "gpus_used": used,
+            "capacity_gpus": pool["capacity_gpus"],
+            "utilisation": used / pool["capacity_gpus"],
+            "workloads": sorted({r["workload"] for r in rows if f"{r['site']}/{r['pool']}" == key}),
+        }
     return {"placements": rows, "workloads": workloads, "sites": sites, "pools": pools}
 
 

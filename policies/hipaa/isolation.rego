@@ -31,12 +31,6 @@ deny_shared_pool_without_isolation contains violation if {
 	}
 }
 
-pool_workloads(key) := {p.workload |
-	some p in input.plan.placements
-	placement_pool(p) == key
-}
-
-# Placements name the pool by its id within the site; accept a full key too.
-placement_pool(p) := p.pool if contains(p.pool, "/")
-
-placement_pool(p) := sprintf("%s/%s", [p.site, p.pool]) if not contains(p.pool, "/")
+# input.plan.pools lists each pool's workloads: one lookup per pool instead
+# of a scan of every placement, which is quadratic on large plans.
+pool_workloads(key) := object.get(input.plan.pools, [key, "workloads"], [])

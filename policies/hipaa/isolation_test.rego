@@ -10,7 +10,8 @@ shared_pool(isolation) := {
 		{"workload": "triage", "replica": 0, "site": "dc1", "pool": "h100", "gpu": "H100", "gpus": 1},
 		{"workload": "train", "replica": 0, "site": "dc1", "pool": "h100", "gpu": "H100", "gpus": 8},
 		{"workload": "notes", "replica": 0, "site": "dc1", "pool": "b200", "gpu": "B200", "gpus": 4},
-	]},
+	],
+	"pools": {"dc1/h100": {"workloads": ["train", "triage"]}, "dc1/b200": {"workloads": ["notes"]}}},
 }
 
 test_shared_pool_without_isolation_fails if {
