@@ -153,3 +153,9 @@ def test_user_catalog_gpu_is_accepted(write):
     except InputError as exc:  # the catalog may restrict vendor or generation values
         pytest.fail(str(exc))
     assert spec.catalog.gpus[0].id == "H20"
+
+
+@pytest.mark.parametrize(("value", "shown"), [('"8"', '"8"'), ("1_0", '"1_0"'), ("2.0", "2.0"), ("true", "true (a boolean)")])
+def test_numbers_are_not_guessed_from_strings_or_floats(write, value, shown):
+    path = write("s.yaml", MINIMAL.replace("gpus: 1", f"gpus: {value}"))
+    assert errors_of(path) == [f"{path}:16:11: workloads[0].gpus: expected a whole number >= 1, got {shown}"]

@@ -291,7 +291,7 @@ def _summary_lines(workloads: list, options: Sequence[PoolOption]) -> list[str]:
 
 
 def _workload_lines(workload, sized: WorkloadSizing, options: Sequence[PoolOption]) -> list[str]:
-    lines = [f"{workload.id}: {_model_line(workload)}"]
+    lines = [f"{workload.id}: {_one_line(_model_line(workload))}"]
     if sized.accelerators:
         lines.append(f"  accelerators: {', '.join(sized.accelerators)}")
     lines.append("")

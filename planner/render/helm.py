@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import yaml
 
@@ -120,10 +121,140 @@ class _Dumper(yaml.SafeDumper):
         return super().increase_indent(flow, False)
 
 
+# PyYAML writes by YAML 1.1, whose resolvers miss some numbers of YAML 1.2
+# and of Helm's Go YAML ("1e3", "0o17"): such a string would go out plain and
+# come back to Helm as a number. Quote every string a 1.2 reader would not
+# read as a string.
+_NOT_A_STRING = re.compile(
+    r"^(?:[-+]?[0-9][0-9_]*|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+"
+    r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+    r"|true|True|TRUE|false|False|FALSE|~|null|Null|NULL|)$"
+)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if _NOT_A_STRING.match(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _dump_yaml(data: dict) -> str:
+    """``data`` as :class:`_Dumper` writes it (sorted keys, block style, indented sequences).
+
+    The pure-Python dumper is slow on the values of a large site, and the C
+    dumper cannot indent sequences, so :func:`_block_yaml` writes the block
+    structure itself and takes each scalar as the dumper writes it; anything
+    it cannot write the same way goes to the dumper.
+    """
+    try:
+        return "---\n" + _block_yaml(data, 0) if isinstance(data, dict) and data else _pyyaml(data)
+    except _NotSimple:
+        return _pyyaml(data)
+
+
+def _pyyaml(data) -> str:
     return yaml.dump(
         data, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=4096, explicit_start=True
     )
+
+
+class _NotSimple(Exception):
+    """A value the block writer leaves to the dumper (a float, a multi-line or very long string, ...)."""
+
+
+# Strings the dumper writes plain, unquoted, unless YAML would read them as another type:
+# no indicator at the start, no ": " or " #", no leading or trailing space, nothing to escape.
+_PLAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._/()+,;=@-]*[A-Za-z0-9._/()+,;=@-])?")
+_STR_TAG = "tag:yaml.org,2002:str"
+_RESOLVER = yaml.resolver.Resolver()
+_BREAK = re.compile("[\n\r\x85\u2028\u2029]")  # what the dumper treats as a line break
+_scalars: dict[tuple[str, bool], str] = {}
+
+
+def _yaml_str(text: str, key: bool) -> str:
+    """A string as the dumper writes it as a mapping key or a block value, on one line."""
+    found = _scalars.get((text, key))
+    if found is not None:
+        return found
+    if (
+        len(text) < (100 if key else 1000)  # a key of 123 or more characters is written "? key"
+        and _PLAIN.fullmatch(text)
+        and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
+        and not _NOT_A_STRING.match(text)
+    ):
+        found = text
+    elif len(text) > 2000:
+        raise _NotSimple(text[:40])
+    else:
+        # The dumper's own choice of style and quoting, taken from a one-entry document.
+        dumped = yaml.dump({text: 0} if key else {"k": text}, Dumper=_Dumper, allow_unicode=True, width=4096)
+        if key:
+            found = dumped[:-4] if dumped.endswith(": 0\n") and not dumped.startswith("? ") else "\n"
+        else:
+            found = dumped[3:-1] if dumped.startswith("k: ") and dumped.endswith("\n") else "\n"
+        # One line, and short enough that no line of the document reaches the dumper's width.
+        if _BREAK.search(found) or len(found) > 3500:
+            raise _NotSimple(text[:40])
+    if len(_scalars) > 100_000:
+        _scalars.clear()
+    _scalars[(text, key)] = found
+    return found
+
+
+def _yaml_scalar(value) -> str:
+    if isinstance(value, str):
+        return _yaml_str(value, False)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    raise _NotSimple(type(value).__name__)
+
+
+def _block_yaml(data: dict, indent: int) -> str:
+    """A non-empty mapping in block style at ``indent`` columns, keys sorted, as :class:`_Dumper` writes it."""
+    pad = " " * indent
+    out = []
+    for key in sorted(data):
+        if not isinstance(key, str):
+            raise _NotSimple(repr(key))
+        value = data[key]
+        out.append(f"{pad}{_yaml_str(key, True)}:{_block_value(value, indent)}")
+    return "".join(out)
+
+
+def _block_value(value, indent: int) -> str:
+    """What follows ``key:`` for a value of a mapping at ``indent``, up to and with its last newline."""
+    if isinstance(value, dict):
+        return f"\n{_block_yaml(value, indent + 2)}" if value else " {}\n"
+    if isinstance(value, list):
+        return f"\n{_block_items(value, indent + 2)}" if value else " []\n"
+    return f" {_yaml_scalar(value)}\n"
+
+
+def _block_items(items: list, indent: int) -> str:
+    """A non-empty sequence at ``indent``: each item after ``- ``; a mapping item's other keys under its first."""
+    pad = " " * indent
+    out = []
+    for item in items:
+        if isinstance(item, dict) and item:
+            out.append(f"{pad}- {_block_yaml(item, indent + 2)[indent + 2:]}")
+        elif isinstance(item, list) and item:
+            out.append(f"{pad}- {_block_items(item, indent + 2)[indent + 2:]}")
+        elif isinstance(item, dict):
+            out.append(f"{pad}- {{}}\n")
+        elif isinstance(item, list):
+            out.append(f"{pad}- []\n")
+        else:
+            out.append(f"{pad}- {_yaml_scalar(item)}\n")
+    return "".join(out)
 
 
 def _chart_sites(result) -> list:
@@ -135,11 +266,37 @@ def _chart_sites(result) -> list:
     ]
 
 
-def _entries(result, site_id: str) -> list[_Entry]:
+class _Plan:
+    """The plan and the spec's flows indexed once for every chart (a chart must not scan them all)."""
+
+    def __init__(self, result):
+        self.result = result
+        self.at_site: dict[str, list] = {}
+        self.placed_sites: dict[str, set[str]] = {}
+        for p in result.plan.placements:
+            self.at_site.setdefault(p.site, []).append(p)
+            self.placed_sites.setdefault(p.workload, set()).add(p.site)
+        index = result.facts.index
+        # Per workload: (flow id, kind, id) of the other end of each flow from it and into it.
+        self.sends: dict[str, list[tuple[str, str, str]]] = {}
+        self.receives: dict[str, list[tuple[str, str, str]]] = {}
+        for f in sorted(result.spec.flows, key=lambda f: f.id):
+            source, target = flow_end(index, f.from_), flow_end(index, f.to)
+            if source.kind == "workload":
+                self.sends.setdefault(source.id, []).append((f.id, target.kind, target.id))
+            if target.kind == "workload":
+                self.receives.setdefault(target.id, []).append((f.id, source.kind, source.id))
+        self.received: dict[str, set[str]] = {}
+        for rf in result.facts.flows:
+            if rf.target.kind == "workload":
+                self.received.setdefault(rf.target.id, set()).add(rf.flow.classification.value)
+
+
+def _entries(plan: _Plan, site_id: str) -> list[_Entry]:
+    result = plan.result
     groups: dict[tuple[str, str], list] = {}
-    for p in result.plan.placements:
-        if p.site == site_id:
-            groups.setdefault((p.workload, p.pool), []).append(p)
+    for p in plan.at_site.get(site_id, ()):
+        groups.setdefault((p.workload, p.pool), []).append(p)
     pools_of: dict[str, set[str]] = {}
     for workload, pool in groups:
         pools_of.setdefault(workload, set()).add(pool)
@@ -161,15 +318,15 @@ def _entries(result, site_id: str) -> list[_Entry]:
     return out
 
 
-def _classification(result, workload) -> str:
+def _classification(plan: _Plan, workload) -> str:
     """The most sensitive classification among the data the workload reads."""
-    datasets = result.facts.index["dataset"]
+    datasets = plan.result.facts.index["dataset"]
     found = {datasets[d].classification.value for d in workload.inputs if d in datasets}
-    found |= {rf.flow.classification.value for rf in result.facts.flows if rf.target.kind == "workload" and rf.target.id == workload.id}
+    found |= plan.received.get(workload.id, set())
     return next((c for c in SENSITIVITY if c in found), NO_DATA)
 
 
-def _flows(result, workload_id: str, site_id: str, placed_sites: dict[str, set[str]]) -> tuple[list[dict], list[dict]]:
+def _flows(plan: _Plan, workload_id: str, site_id: str) -> tuple[list[dict], list[dict]]:
     """(ingress, egress) peers of a workload at a site, each {kind, id, flows}.
 
     Inputs and flows from the workload are egress (the workload connects);
@@ -178,6 +335,7 @@ def _flows(result, workload_id: str, site_id: str, placed_sites: dict[str, set[s
     """
     ingress: dict[tuple[str, str], set[str]] = {}
     egress: dict[tuple[str, str], set[str]] = {}
+    placed_sites = plan.placed_sites
 
     def add(into: dict, kind: str, ident: str, reason: str) -> None:
         if kind == "workload":
@@ -189,16 +347,13 @@ def _flows(result, workload_id: str, site_id: str, placed_sites: dict[str, set[s
         else:
             into.setdefault((kind, ident), set()).add(reason)
 
-    workload = result.facts.index["workload"][workload_id]
+    workload = plan.result.facts.index["workload"][workload_id]
     for d in workload.inputs:
         add(egress, "dataset", d, "input")
-    index = result.facts.index
-    for f in sorted(result.spec.flows, key=lambda f: f.id):
-        source, target = flow_end(index, f.from_), flow_end(index, f.to)
-        if source.kind == "workload" and source.id == workload_id:
-            add(egress, target.kind, target.id, f.id)
-        if target.kind == "workload" and target.id == workload_id:
-            add(ingress, source.kind, source.id, f.id)
+    for flow_id, kind, ident in plan.sends.get(workload_id, ()):
+        add(egress, kind, ident, flow_id)
+    for flow_id, kind, ident in plan.receives.get(workload_id, ()):
+        add(ingress, kind, ident, flow_id)
 
     def as_list(peers: dict) -> list[dict]:
         return [{"kind": k, "id": i, "flows": sorted(reasons)} for (k, i), reasons in sorted(peers.items())]
@@ -210,23 +365,21 @@ def _endpoint(ports: Iterable[int]) -> dict:
     return {"cidrs": [], "namespace": "", "podLabels": {}, "ports": [{"port": p, "protocol": "TCP"} for p in ports]}
 
 
-def _values(result, site, entries: list[_Entry]) -> dict:
+def _values(plan: _Plan, site, entries: list[_Entry]) -> dict:
+    result = plan.result
     spec = result.spec
     index = result.facts.index
-    placed_sites: dict[str, set[str]] = {}
-    for p in result.plan.placements:
-        placed_sites.setdefault(p.workload, set()).add(p.site)
     workloads: dict[str, dict] = {}
     datasets: dict[str, dict] = {}
     sites: dict[str, dict] = {}
     images: dict[str, dict] = {}
     for e in entries:
         w = index["workload"][e.workload]
-        classification = _classification(result, w)
+        classification = _classification(plan, w)
         pods = math.ceil(e.gpus / e.gpus_per_node)
         gpus_per_pod = math.ceil(e.gpus / pods)
         controller = CONTROLLER[w.kind]
-        ingress, egress = _flows(result, e.workload, site.id, placed_sites)
+        ingress, egress = _flows(plan, e.workload, site.id)
         for peer in ingress + egress:
             if peer["kind"] == "dataset":
                 system = index["dataset"][peer["id"]].system.value
@@ -360,8 +513,12 @@ def _schema(values: dict) -> dict:
         "backoffLimit": _int(0),
     }
     workloads = {}
+    shapes: dict[tuple[str, ...], dict] = {}  # entries with the same keys share one schema object
     for name, entry in values["workloads"].items():
-        workloads[name] = _obj(entry_props, required=entry.keys())
+        keys = tuple(sorted(entry))
+        if keys not in shapes:
+            shapes[keys] = _obj(entry_props, required=keys)
+        workloads[name] = shapes[keys]
     image = _obj(
         {
             "repository": _string(minLength=1, pattern=r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)+$"),
@@ -423,7 +580,8 @@ def _static_chart_files() -> dict[str, str]:
     return files
 
 
-def _readme(site, values: dict) -> str:
+@lru_cache(maxsize=1)
+def _readme_template():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     env = Environment(
@@ -434,16 +592,85 @@ def _readme(site, values: dict) -> str:
         lstrip_blocks=True,
         autoescape=False,
     )
-    return env.get_template("README.md.j2").render(site=site, values=values, version=__version__, port=SERVICE_PORT)
+    return env.get_template("README.md.j2")
+
+
+def _readme(site, values: dict) -> str:
+    return _readme_template().render(site=site, values=values, version=__version__, port=SERVICE_PORT)
+
+
+_SHARED = "\x00medplan-shared-{}\x00"
+_SHARED_AT = re.compile(r'"\\u0000medplan-shared-(\d+)\\u0000"')
+
+
+def _json_text(doc) -> str:
+    """``json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)``, writing an object that
+    many places of ``doc`` share (the schema of every workload entry) once and copying its text."""
+    seen: dict[int, int] = {}
+
+    def count(o) -> None:
+        if isinstance(o, dict):
+            seen[id(o)] = seen.get(id(o), 0) + 1
+            if seen[id(o)] == 1:
+                for v in o.values():
+                    count(v)
+        elif isinstance(o, list):
+            for v in o:
+                count(v)
+
+    count(doc)
+    shared = {i for i, n in seen.items() if n > 1}
+    if not shared:
+        return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
+    texts: list[str] = []
+    token: dict[int, str] = {}
+
+    def swap(o, top: bool = False):
+        if isinstance(o, dict):
+            if o and id(o) in shared and not top:
+                if id(o) not in token:
+                    n = len(texts)
+                    texts.append("")
+                    token[id(o)] = _SHARED.format(n)
+                    texts[n] = render(o)
+                return token[id(o)]
+            return {k: swap(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [swap(v) for v in o]
+        return o
+
+    def render(o) -> str:
+        text = json.dumps(swap(o, top=True), indent=2, sort_keys=True, ensure_ascii=False)
+        out, end = [], 0
+        for m in _SHARED_AT.finditer(text):
+            # The shared text goes in at the indentation of the line that names it.
+            line = text.rfind("\n", 0, m.start()) + 1
+            depth = line
+            while text[depth] == " ":
+                depth += 1
+            out += [text[end : m.start()], texts[int(m.group(1))].replace("\n", "\n" + text[line:depth])]
+            end = m.end()
+        out.append(text[end:])
+        return "".join(out)
+
+    return render(doc)
 
 
 def render_helm(result) -> dict[str, str]:
     """``{"helm/<site>/<file>": content}`` for every Kubernetes site with placements."""
+    from planner.render.report import paused_gc
+
+    with paused_gc():
+        return _render_helm(result)
+
+
+def _render_helm(result) -> dict[str, str]:
     static = _static_chart_files()
+    plan = _Plan(result)
     files: dict[str, str] = {}
     for site in _chart_sites(result):
         base = f"helm/{site.id}"
-        values = _values(result, site, _entries(result, site.id))
+        values = _values(plan, site, _entries(plan, site.id))
         header = (
             f"# Values of the medplan chart for site {site.id}, generated from the plan.\n"
             "# Replicas, GPUs and the GPU product come from the plan; set images.*,\n"
@@ -451,7 +678,7 @@ def render_helm(result) -> dict[str, str]:
         )
         files[f"{base}/Chart.yaml"] = _chart_yaml(result, site)
         files[f"{base}/values.yaml"] = header + _dump_yaml(values)
-        files[f"{base}/values.schema.json"] = json.dumps(_schema(values), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        files[f"{base}/values.schema.json"] = _json_text(_schema(values)) + "\n"
         files[f"{base}/README.md"] = _readme(site, values)
         for rel, text in static.items():
             files[f"{base}/{rel}"] = text

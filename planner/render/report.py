@@ -11,8 +11,11 @@ value unless the code marked it :class:`Markdown` after escaping it itself.
 
 from __future__ import annotations
 
+import gc
 import math
 import re
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -70,6 +73,23 @@ BUSY_POOL = 0.8
 TIGHT_LATENCY = 0.2
 REFERENCE_GPUS = {"hopper": "H200", "blackwell": "B200"}
 
+# Large plans. A report lists every workload, dataset, finding and pool, but
+# text that grows with workloads x sites (a workload's full rationale names
+# every site) or that a reader cannot take in (a map with thousands of boxes)
+# is kept for the workloads and flows that need attention.
+RATIONALE_LIMIT = 100  # up to this many workloads, each gets its full rationale ...
+RATIONALE_SITE_BUDGET = 2000  # ... while all of them name at most this many sites (workloads x sites)
+RATIONALE_AT_SCALE = 20  # beyond: full rationale for at most this many (unplaced first, then high criticality)
+MAP_BOX_LIMIT = 60  # the flow map draws datasets and workloads up to this many boxes ...
+MAP_ARROW_LIMIT = 200  # ... and this many arrows; beyond, it draws sites, jurisdictions or zones
+MAP_LABEL_LIMIT = 40  # an aggregated map labels its arrows with their counts up to this many arrows
+MAP_SITE_LIMIT = 16  # an aggregated map has a box per site up to this many sites ...
+MAP_JURISDICTION_LIMIT = 40  # ... else per jurisdiction up to this many, else per zone
+FLOW_ROW_LIMIT = 500  # flow table rows listed one by one; beyond, counts and the rows needing attention
+FLOW_ATTENTION_LIMIT = 500  # rows needing attention listed in a large plan
+GENERATION_ROW_LIMIT = 100  # Hopper or Blackwell rows per workload; beyond, one row per sizing profile
+LIST_LIMIT = 20  # names in one sentence before "and N more"
+
 
 # --------------------------------------------------------------------------- escaping
 
@@ -81,8 +101,13 @@ class Markdown(str):
 _ENTITY = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
 _MD_PUNCT = re.compile(r"([\\`*_\[\]|~$])")
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|file|javascript|data)(:)")
-_BLOCK_START = re.compile(r"^(#|[-+=](?=\s))")
+_BLOCK_START = re.compile(r"^(#|[-+=])")
 _LIST_NUMBER = re.compile(r"^(\d+)([.)])(?=\s|$)")
+
+
+# Text made only of these cannot hold anything md_escape changes, except for a
+# leading block marker, a list number or "www." (checked separately).
+_MD_PLAIN = re.compile(r"[A-Za-z0-9 ,./()%'\"!?@^{}+=;-]*")
 
 
 def md_escape(value: object) -> str:
@@ -91,9 +116,21 @@ def md_escape(value: object) -> str:
     Newlines collapse to spaces (a cell is one line); ``<``, ``>`` and
     entity-like ``&name;`` become entities so no HTML survives; Markdown
     punctuation and ``|`` are backslash-escaped; URL schemes lose their
-    autolink; a leading ``#``, ``-``, ``+`` or ``1.`` cannot start a block.
+    autolink; a leading ``#``, ``-``, ``+``, ``=`` or ``1.`` cannot start a
+    block (``---`` alone would be a thematic break or a setext underline).
     """
-    text = " ".join(str(value).split())
+    return _md_escape_line(" ".join(str(value).split()))
+
+
+@lru_cache(maxsize=1 << 16)
+def _md_escape_line(text: str) -> str:
+    if (
+        _MD_PLAIN.fullmatch(text)
+        and not _BLOCK_START.match(text)
+        and not _LIST_NUMBER.match(text)
+        and "www." not in text.lower()
+    ):
+        return text
     text = _ENTITY.sub(lambda m: "&amp;" + m.group(0)[1:], text)
     text = text.replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_PUNCT.sub(r"\\\1", text)
@@ -200,12 +237,16 @@ def assess_controls(validation) -> list[ControlVerdict]:
     for f in validation.findings:
         for control in f.controls:
             rules.setdefault(control, set()).add(f.rule)
+    citing: dict[str, list[Finding]] = {}
+    for f in validation.findings:
+        for control in dict.fromkeys(f.controls):
+            citing.setdefault(control, []).append(f)
     out = []
     for control in sorted(rules, key=_natural):
-        cited = [f for f in validation.findings if control in f.controls]
+        cited = citing.get(control, [])
         open_ = tuple(f for f in cited if _is_open(f))
         waived = tuple(f for f in cited if f.status is Status.waived)
-        info = tuple(f for f in cited if f not in open_ and f not in waived)
+        info = tuple(f for f in cited if not _is_open(f) and f.status is not Status.waived)
         out.append(
             ControlVerdict(
                 control=control,
@@ -242,19 +283,107 @@ class FlowRow:
     latency_ms: float | None = None
     state: str = "placed"  # placed | unplaced | unreachable
     encryption_class: str = "on-site"
+    routed: bool = False  # sites, links and latency filled in (Index.complete)
 
     @property
     def colour(self) -> str:
         return ENCRYPTION_CLASSES[self.encryption_class][0]
 
 
-def _links_by_key(spec) -> dict[str, object]:
-    return {link.key: link for link in spec.links}
+class _Index:
+    """Lookups every section needs, built once per report (nothing scans the plan per workload)."""
+
+    def __init__(self, result):
+        self.result = result
+        spec, plan = result.spec, result.plan
+        self.placed: dict[str, list] = {}  # workload -> placements, in plan order
+        self.at_pool: dict[str, list] = {}
+        self.at_site: dict[str, list] = {}
+        for p in plan.placements:
+            self.placed.setdefault(p.workload, []).append(p)
+            self.at_pool.setdefault(p.pool_key, []).append(p)
+            self.at_site.setdefault(p.site, []).append(p)
+        self.sites: dict[str, list[str]] = {w: sorted({p.site for p in ps}) for w, ps in self.placed.items()}
+        self.unplaced = {u.workload: u for u in plan.unplaced}
+        self.datasets = {d.id: d for d in spec.datasets}
+        self.datasets_at: dict[str, list] = {}
+        for d in sorted(spec.datasets, key=lambda d: d.id):
+            self.datasets_at.setdefault(d.site, []).append(d)
+        self.readers: dict[str, list[str]] = {}
+        for w in spec.workloads:
+            for name in dict.fromkeys(w.inputs):
+                self.readers.setdefault(name, []).append(w.id)
+        self.links = {link.key: link for link in spec.links}
+        self.teams = {w.id: (w.team or "(no team)") for w in spec.workloads}
+        self._routes: dict[tuple[str, str], tuple] = {}
+        self._hops: dict[str, dict] = {}
+        self._component: dict[str, int] | None = None
+
+    def sites_of(self, workload: str) -> list[str]:
+        return self.sites.get(workload, [])
+
+    def reachable(self, source: str, target: str) -> bool:
+        """Whether a route joins the two sites (the graph's components: no shortest paths needed)."""
+        if self._component is None:
+            graph = self.result.facts.graph.graph
+            component: dict[str, int] = {}
+            for start in graph:
+                if start in component:
+                    continue
+                component[start] = len(component)
+                stack = [start]
+                while stack:
+                    node = stack.pop()
+                    for other, data in graph.adj[node].items():
+                        # Dijkstra by "latency" skips an edge whose weight is None.
+                        if other not in component and data.get("latency", 1) is not None:
+                            component[other] = component[start]
+                            stack.append(other)
+            self._component = component
+        found = self._component.get(source)
+        return found is not None and found == self._component.get(target)
+
+    def latency(self, source: str, target: str) -> float | None:
+        """Latency of the lowest-latency route (None: no route)."""
+        return self.result.facts.graph.latencies_from(source).get(target)
+
+    def _hop(self, key: str) -> dict:
+        hop = self._hops.get(key)
+        if hop is None:
+            link = self.links.get(key)
+            hop = {
+                "key": key,
+                "encryption": _value(link.encryption) if link is not None else "none",
+                "latency_ms": link.latency_ms if link is not None else None,
+                "carrier": link.carrier if link is not None else None,
+            }
+            self._hops[key] = hop
+        return hop
+
+    def route(self, source: str, target: str) -> tuple:
+        """(reachable, sites, latency, link dicts, every link encrypted) of the lowest-latency route."""
+        key = (source, target)
+        found = self._routes.get(key)
+        if found is None:
+            route = self.result.facts.graph.route(source, target)
+            hops = tuple(self._hop(k) for k in route.links)
+            encrypted = bool(hops) and all(link["encryption"] != "none" for link in hops)
+            found = (route.reachable, tuple(route.sites), route.latency_ms, hops, encrypted)
+            self._routes[key] = found
+        return found
+
+    def complete(self, row: "FlowRow") -> "FlowRow":
+        """Fill in the route of a row whose class did not need it (see _flow_row)."""
+        if row.state == "placed" and not row.routed:
+            _, row.sites, row.latency_ms, row.links, _ = self.route(row.source[2], row.target[2])
+            row.routed = True
+        return row
 
 
-def _flow_row(result, label, origin, source, target, classification, flow=None) -> FlowRow:
-    links = _links_by_key(result.spec)
-    personal = classification in {c.value for c in PERSONAL}
+_PERSONAL_VALUES = frozenset(c.value for c in PERSONAL)
+
+
+def _flow_row(index: _Index, label, origin, source, target, classification, flow=None) -> FlowRow:
     encryption = _value(flow.encryption_in_transit) if flow is not None else None
     row = FlowRow(
         label=label,
@@ -262,7 +391,7 @@ def _flow_row(result, label, origin, source, target, classification, flow=None) 
         source=source,
         target=target,
         classification=classification,
-        personal=personal,
+        personal=classification in _PERSONAL_VALUES,
         encryption=encryption,
         purpose=_value(flow.purpose) if flow is not None and flow.purpose is not None else None,
         transfer_mechanism=(
@@ -274,26 +403,20 @@ def _flow_row(result, label, origin, source, target, classification, flow=None) 
     if source[2] is None or target[2] is None:
         row.state, row.encryption_class = "unplaced", "unplaced"
         return row
-    route = result.facts.graph.route(source[2], target[2])
-    if not route.reachable:
+    if not index.reachable(source[2], target[2]):
         row.state, row.encryption_class = "unreachable", "unencrypted"
         row.sites = (source[2], target[2])
         return row
-    row.sites = tuple(route.sites)
-    row.latency_ms = route.latency_ms
-    row.links = tuple(
-        {
-            "key": key,
-            "encryption": _value(links[key].encryption) if key in links else "none",
-            "latency_ms": links[key].latency_ms if key in links else None,
-            "carrier": links[key].carrier if key in links else None,
-        }
-        for key in route.links
-    )
-    link_encrypted = bool(row.links) and all(link["encryption"] != "none" for link in row.links)
     if encryption not in (None, "none"):
+        # Encrypted whatever the route: finding the route waits until a table lists the row.
         row.encryption_class = "encrypted"
-    elif link_encrypted:
+        return row
+    _, sites, latency, hops, link_encrypted = index.route(source[2], target[2])
+    row.routed = True
+    row.sites = sites
+    row.latency_ms = latency
+    row.links = hops
+    if link_encrypted:
         row.encryption_class = "link-only"
     elif encryption == "none" or row.links:
         row.encryption_class = "unencrypted"
@@ -309,28 +432,29 @@ class _End:
     site: str | None = None
 
 
-def _ends(result, end) -> list[tuple[str, str, str | None]]:
+def _ends(index: _Index, end) -> list[tuple[str, str, str | None]]:
     if end.kind == "workload":
-        sites = result.plan.sites_of(end.id)
+        sites = index.sites_of(end.id)
         return [("workload", end.id, s) for s in sites] or [("workload", end.id, None)]
     return [(end.kind, end.id, end.site)]
 
 
-def _flows(result) -> list[FlowRow]:
+def _flows(index: _Index) -> list[FlowRow]:
+    result = index.result
     rows: list[FlowRow] = []
     for rf in result.facts.flows:
-        for source in _ends(result, rf.source):
-            for target in _ends(result, rf.target):
-                rows.append(_flow_row(result, rf.flow.id, "declared", source, target, _value(rf.flow.classification), rf.flow))
-    datasets = {d.id: d for d in result.spec.datasets}
+        for source in _ends(index, rf.source):
+            for target in _ends(index, rf.target):
+                rows.append(_flow_row(index, rf.flow.id, "declared", source, target, _value(rf.flow.classification), rf.flow))
+    datasets = index.datasets
     for w in result.spec.workloads:
         for name in w.inputs:
             d = datasets.get(name)
             if d is None:
                 continue
             source = ("dataset", d.id, d.site)
-            for target in _ends(result, _End("workload", w.id)):
-                rows.append(_flow_row(result, f"{d.id} \u2192 {w.id}", "input", source, target, _value(d.classification)))
+            for target in _ends(index, _End("workload", w.id)):
+                rows.append(_flow_row(index, f"{d.id} \u2192 {w.id}", "input", source, target, _value(d.classification)))
     order = {"declared": 0, "input": 1}
     rows.sort(key=lambda r: (order[r.origin], r.label, r.source[2] or "", r.target[2] or ""))
     return rows
@@ -356,14 +480,14 @@ def _price_origin(pool) -> str:
     return f"{origin}, as of {pool.price_as_of}" if pool.price_as_of else origin
 
 
-def _teams(result) -> dict[str, str]:
-    return {w.id: (w.team or "(no team)") for w in result.spec.workloads}
-
-
-def _sites(result) -> list[dict]:
+def _sites(index: _Index) -> list[dict]:
+    result = index.result
     usage = result.plan.pools
     spec_pools = _spec_pools(result.spec)
-    teams = _teams(result)
+    teams = index.teams
+    pools_at: dict[str, list] = {}
+    for p in result.facts.pools:
+        pools_at.setdefault(p.site, []).append(p)
     out = []
     for site in sorted(result.spec.sites, key=lambda s: s.id):
         c = site.controls
@@ -375,9 +499,9 @@ def _sites(result) -> list[dict]:
             ("unique user ids", c.unique_user_ids),
         ]
         pools = []
-        for p in sorted((p for p in result.facts.pools if p.site == site.id), key=lambda p: p.key):
+        for p in sorted(pools_at.get(site.id, ()), key=lambda p: p.key):
             u = usage.get(p.key)
-            placed = [x for x in result.plan.placements if x.pool_key == p.key]
+            placed = index.at_pool.get(p.key, ())
             workloads = sorted({x.workload for x in placed})
             used = u.gpus_used if u else 0
             pools.append(
@@ -466,7 +590,13 @@ def _verdict(result, controls: list[ControlVerdict]) -> dict:
     v = result.validation
     s = v.summary
     unplaced = sorted(result.plan.unplaced, key=lambda u: u.workload)
-    totals = result.plan.as_dict()["totals"]
+    placements = result.plan.placements
+    totals = {
+        "cost_per_hour": round(float(result.plan.cost_per_hour), 6) or 0.0,  # as Plan.as_dict() rounds it
+        "gpus": sum(p.gpus for p in placements),
+        "replicas_placed": len(placements),
+        "replicas_unplaced": sum(u.replicas_unplaced for u in result.plan.unplaced),
+    }
     return {
         "compliant": not v.failed,
         "plan_complete": result.plan.feasible,
@@ -491,59 +621,97 @@ def _verdict(result, controls: list[ControlVerdict]) -> dict:
     }
 
 
-def _placements(result) -> list[dict]:
-    teams = _teams(result)
-    data = result.facts.workload_data
-    unplaced = {u.workload: u for u in result.plan.unplaced}
-    out = []
-    for w in sorted(result.spec.workloads, key=lambda w: w.id):
-        placed = result.plan.placed(w.id)
-        by_pool: dict[str, int] = {}
-        for p in placed:
-            by_pool[p.pool_key] = by_pool.get(p.pool_key, 0) + 1
-        cost = [p.cost_per_hour for p in placed]
-        u = unplaced.get(w.id)
-        out.append(
-            {
-                "id": w.id,
-                "kind": _value(w.kind),
-                "team": teams[w.id],
-                "description": w.description,
-                "criticality": _value(w.criticality),
-                "phi": data[w.id].phi if w.id in data else False,
-                "classifications": ", ".join(data[w.id].classifications) if w.id in data else "",
-                "inputs": ", ".join(sorted(w.inputs)) or "none",
-                "placed": len(placed),
-                "replicas": len(placed) + (u.replicas_unplaced if u else 0),
-                "where": ", ".join(f"{k} x{n}" for k, n in sorted(by_pool.items())) or "not placed",
-                "cost": _usd(sum(cost), "/h") if cost and None not in cost else ("-" if not cost else "partly unpriced"),
-                "summary": result.plan.summary(w.id),
-                "explain": result.plan.explain(w.id).rstrip("\n"),
-                "replicas_table": [
-                    {
-                        "replica": p.replica,
-                        "pool": p.pool_key,
-                        "gpu": p.gpu,
-                        "gpus": p.gpus,
-                        "nodes": ", ".join(str(n) for n in p.nodes),
-                        "cost": _usd(p.cost_per_hour, "/h"),
-                    }
-                    for p in placed
-                ],
-                "unplaced": (
-                    {
-                        "missing": f"{u.replicas_unplaced} of {u.replicas}",
-                        "reasons": sorted(
-                            f"{r.site}{'/' + r.pool if r.pool else ''}: {r.code}: {r.message}" for r in u.reasons
-                        ),
-                        "remedies": sorted(result.plan.remedies(w.id)),
-                    }
-                    if u
-                    else None
-                ),
-            }
-        )
-    return out
+def _workload_row(index: _Index, w) -> dict:
+    """What the report says about a workload in one row: where, how many, what it costs."""
+    data = index.result.facts.workload_data
+    placed = index.placed.get(w.id, [])
+    by_pool: dict[str, int] = {}
+    for p in placed:
+        by_pool[p.pool_key] = by_pool.get(p.pool_key, 0) + 1
+    cost = [p.cost_per_hour for p in placed]
+    u = index.unplaced.get(w.id)
+    return {
+        "id": w.id,
+        "kind": _value(w.kind),
+        "team": index.teams[w.id],
+        "description": w.description,
+        "criticality": _value(w.criticality),
+        "phi": data[w.id].phi if w.id in data else False,
+        "classifications": ", ".join(data[w.id].classifications) if w.id in data else "",
+        "inputs": ", ".join(sorted(w.inputs)) or "none",
+        "placed": len(placed),
+        "replicas": len(placed) + (u.replicas_unplaced if u else 0),
+        "where": ", ".join(f"{k} x{n}" for k, n in sorted(by_pool.items())) or "not placed",
+        "cost": _usd(sum(cost), "/h") if cost and None not in cost else ("-" if not cost else "partly unpriced"),
+        "is_unplaced": u is not None,
+    }
+
+
+def _rationale(index: _Index, w) -> dict:
+    """A workload's row with its full rationale: summary, replicas, and why here and not elsewhere."""
+    plan = index.result.plan
+    row = _workload_row(index, w)
+    u = index.unplaced.get(w.id)
+    row.update(
+        {
+            "summary": plan.summary(w.id),
+            "explain": plan.explain(w.id).rstrip("\n"),
+            "replicas_table": [
+                {
+                    "replica": p.replica,
+                    "pool": p.pool_key,
+                    "gpu": p.gpu,
+                    "gpus": p.gpus,
+                    "nodes": ", ".join(str(n) for n in p.nodes),
+                    "cost": _usd(p.cost_per_hour, "/h"),
+                }
+                for p in index.placed.get(w.id, [])
+            ],
+            "unplaced": (
+                {
+                    "missing": f"{u.replicas_unplaced} of {u.replicas}",
+                    "reasons": sorted(f"{r.site}{'/' + r.pool if r.pool else ''}: {r.code}: {r.message}" for r in u.reasons),
+                    "remedies": sorted(plan.remedies(w.id)),
+                }
+                if u
+                else None
+            ),
+        }
+    )
+    return row
+
+
+def _placements(index: _Index) -> dict:
+    """Section 4: every workload's full rationale; in a large plan, a table of all and the rationale of a few.
+
+    A full rationale names every site, so its length (and the time to work it
+    out) grows with workloads x sites. A plan of more than RATIONALE_LIMIT
+    workloads, or whose rationales would name more than RATIONALE_SITE_BUDGET
+    sites in all, gets a table of every workload and the full rationale of as
+    many as that budget allows (at least one, at most RATIONALE_AT_SCALE): the
+    unplaced first, then those of criticality high, each by id.
+    ``medplan explain --workload ID`` gives any other.
+    """
+    workloads = sorted(index.result.spec.workloads, key=lambda w: w.id)
+    sites = max(len(index.result.spec.sites), 1)
+    if len(workloads) <= RATIONALE_LIMIT and len(workloads) * sites <= RATIONALE_SITE_BUDGET:
+        return {"detailed": [_rationale(index, w) for w in workloads], "table": None, "note": None}
+    table = [_workload_row(index, w) for w in workloads]
+    unplaced = [w for w in workloads if w.id in index.unplaced]
+    high = [w for w in workloads if w.id not in index.unplaced and _value(w.criticality) == "high"]
+    limit = max(1, min(RATIONALE_AT_SCALE, RATIONALE_SITE_BUDGET // sites))
+    chosen = (unplaced + high)[:limit]
+    ids = {w.id for w in chosen}
+    for row in table:
+        row["detailed"] = row["id"] in ids
+    note = (
+        f"{len(workloads):,} workloads on {_plural(sites, 'site')}: {len(unplaced):,} not fully placed, "
+        f"{len(high):,} placed with criticality high. The table lists every workload. A full rationale names "
+        f"every site, so it follows for {_plural(len(chosen), 'workload')} only, the unplaced first, then those "
+        f"of criticality high, by id (up to {limit} in a plan this size). "
+        "medplan explain --workload ID gives the rationale of any other."
+    )
+    return {"detailed": [_rationale(index, w) for w in chosen], "table": table, "note": note}
 
 
 def _findings(controls: list[ControlVerdict], validation) -> dict:
@@ -581,13 +749,16 @@ def _findings(controls: list[ControlVerdict], validation) -> dict:
 
 
 def _waivers(result) -> list[dict]:
-    findings = result.validation.findings
+    by_subject: dict[str, list[Finding]] = {}
+    if result.spec.waivers:
+        for f in result.validation.findings:
+            by_subject.setdefault(str(f.subject), []).append(f)
     out = []
     for i, w in enumerate(result.spec.waivers):
         subject = normalise_subject(w.subject)
-        meta = {f.rule for f in findings if str(f.subject) == f"waiver/{i}"}
+        meta = {f.rule for f in by_subject.get(f"waiver/{i}", ())}
         covered = sorted(
-            (f for f in findings if f.status is Status.waived and f.rule == w.rule and str(f.subject) == subject),
+            (f for f in by_subject.get(subject, ()) if f.status is Status.waived and f.rule == w.rule),
             key=Finding.sort_key,
         )
         if WAIVER_EXPIRED.id in meta:
@@ -617,16 +788,17 @@ def _waivers(result) -> list[dict]:
 # --------------------------------------------------------------------------- Hopper or Blackwell
 
 
-def _input_latency(result, workload, site: str) -> float | None:
+def _input_latency(index: _Index, workload, site: str) -> float | None:
     """Worst network latency from the workload's inputs to ``site`` (None: no inputs)."""
-    datasets = {d.id: d for d in result.spec.datasets}
+    datasets = index.datasets
     worst = None
     for name in workload.inputs:
         d = datasets.get(name)
         if d is None:
             continue
-        route = result.facts.graph.route(d.site, site)
-        latency = route.latency_ms if route.reachable else math.inf
+        latency = index.latency(d.site, site)
+        if latency is None:
+            latency = math.inf
         worst = latency if worst is None else max(worst, latency)
     return worst
 
@@ -681,14 +853,14 @@ def _memory_answer(cells: list[dict], known: bool) -> tuple[str, bool | None]:
     ), False
 
 
-def _latency_answer(workload, placed_sites: list[str], result) -> tuple[str, float | None, bool | None]:
+def _latency_answer(workload, placed_sites: list[str], index: _Index) -> tuple[str, float | None, bool | None]:
     if workload.max_latency_ms is None:
         return "no bound: max_latency_ms is not set", None, None
     if not workload.inputs:
         return "no inputs to reach", None, None
     if not placed_sites:
         return "not placed, so no margin to measure", None, None
-    worst_site, worst = max(((s, _input_latency(result, workload, s) or 0.0) for s in placed_sites), key=lambda x: (x[1], x[0]))
+    worst_site, worst = max(((s, _input_latency(index, workload, s) or 0.0) for s in placed_sites), key=lambda x: (x[1], x[0]))
     margin = workload.max_latency_ms - worst
     tight = margin < TIGHT_LATENCY * workload.max_latency_ms
     word = "tight" if tight else "within bound"
@@ -712,18 +884,71 @@ def _sizing_text(s, ws, allowed: set[str]) -> str:
     return text
 
 
-def _generations(result) -> dict:
+def _some(items: list[str], sep: str = ", ") -> str:
+    """``items`` joined, the first LIST_LIMIT of them and a count of the rest."""
+    if len(items) <= LIST_LIMIT:
+        return sep.join(items)
+    return sep.join(items[:LIST_LIMIT]) + f"{sep}and {len(items) - LIST_LIMIT:,} more"
+
+
+def _profiles(rows: list[dict]) -> list[dict]:
+    """Workloads that compare the same on every GPU model, one row per such profile, largest first."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (tuple((c["text"], c["fits"]) for c in r["cells"]), r["memory"])
+        groups.setdefault(key, []).append(r)
+    out = []
+    for members in sorted(groups.values(), key=lambda m: (-len(m), m[0]["id"])):
+        teams = sorted({r["team"] for r in members})
+        out.append(
+            {
+                "workloads": f"{_plural(len(members), 'workload')}: {_some([r['id'] for r in members])}",
+                "teams": _some(teams) if len(teams) <= 3 else f"{len(teams)} teams",
+                "cells": members[0]["cells"],
+                "memory": members[0]["memory"],
+            }
+        )
+    return out
+
+
+def _sizing_key(w) -> tuple:
+    """What sizing reads of a workload (planner.catalog.workload_sizing.request_for and _size_given)."""
+    return (
+        _value(w.kind),
+        w.model,  # frozen: hashable, equal when every field is
+        w.gpus,
+        w.gpu_memory_gb,
+        w.replicas,
+        w.concurrency,
+        _value(w.training_method) if w.training_method is not None else None,
+        tuple(sorted(w.throughput.items())),
+        w.demand,
+    )
+
+
+def _sizing(spec, catalog, gpus: list[str]) -> dict:
+    """Every workload sized on ``gpus``, without its accelerators so memory alone decides the fit
+    (whether the spec allows a model is shown next to it). Workloads that size alike are sized once."""
     from planner.catalog.workload_sizing import size_workloads
 
+    first: dict[tuple, object] = {}
+    same: dict[str, object] = {}
+    for w in spec.workloads:
+        rep = first.setdefault(_sizing_key(w), w)
+        same[w.id] = rep
+    unrestricted = spec.model_copy(
+        update={"workloads": [w.model_copy(update={"accelerators": []}) for w in first.values()]}
+    )
+    sized = size_workloads(unrestricted, catalog, gpus)
+    return {wid: sized[rep.id] for wid, rep in same.items()}
+
+
+def _generations(index: _Index) -> dict:
+    result = index.result
     spec = result.spec
     catalog = result.facts.catalog
     gpus, reference = _generation_gpus(result)
-    # Size without the workloads' accelerators so memory alone decides the fit;
-    # whether the spec allows a model is shown next to it.
-    unrestricted = spec.model_copy(
-        update={"workloads": [w.model_copy(update={"accelerators": []}) for w in spec.workloads]}
-    )
-    sizing = size_workloads(unrestricted, catalog, gpus) if gpus else {}
+    sizing = _sizing(spec, catalog, gpus) if gpus else {}
     rows = []
     for w in sorted(spec.workloads, key=lambda w: w.id):
         ws = sizing.get(w.id)
@@ -746,10 +971,10 @@ def _generations(result) -> dict:
                     "text": _sizing_text(s, ws, allowed),
                 }
             )
-        placed = result.plan.placed(w.id)
-        placed_sites = sorted({p.site for p in placed})
+        placed = index.placed.get(w.id, [])
+        placed_sites = index.sites_of(w.id)
         memory, memory_bound = _memory_answer(cells, ws.memory_known if ws else False)
-        latency, margin, tight = _latency_answer(w, placed_sites, result)
+        latency, margin, tight = _latency_answer(w, placed_sites, index)
         measured = {c["gpu"]: c for c in cells if c["measured"] is not None}
         rows.append(
             {
@@ -768,11 +993,11 @@ def _generations(result) -> dict:
                 or None,
             }
         )
-    teams = _teams(result)
+    teams = index.teams
     pools = []
     for key in sorted(result.plan.pools):
         u = result.plan.pools[key]
-        names = sorted({p.workload for p in result.plan.placements if p.pool_key == key})
+        names = sorted({p.workload for p in index.at_pool.get(key, ())})
         pool_teams = sorted({teams.get(n, "(no team)") for n in names})
         share = u.gpus_used / u.capacity_gpus if u.capacity_gpus else 0.0
         pools.append(
@@ -793,31 +1018,54 @@ def _generations(result) -> dict:
     busy = [p for p in pools if p["busy"] and not p["contended"]]
     shared = [p for p in pools if p["teams"] > 1]
     if contended:
-        contention = "yes: " + "; ".join(f"{p['key']} is {p['utilisation']} used by {p['teams']} teams" for p in contended)
+        contention = "yes: " + _some([f"{p['key']} is {p['utilisation']} used by {p['teams']} teams" for p in contended], "; ")
     elif busy:
-        contention = "not between teams: " + "; ".join(
-            f"{p['key']} is {p['utilisation']} used by {p['team_names']}" for p in busy
+        contention = "not between teams: " + _some(
+            [f"{p['key']} is {p['utilisation']} used by {p['team_names']}" for p in busy], "; "
         )
     else:
         contention = f"no: no pool is {_pct(BUSY_POOL)} or more used"
     if shared and not contended:
-        contention += "; shared by several teams: " + ", ".join(f"{p['key']} ({p['utilisation']})" for p in shared)
+        contention += "; shared by several teams: " + _some([f"{p['key']} ({p['utilisation']})" for p in shared])
     memory_yes = [r["id"] for r in rows if r["memory_bound"]]
     memory_unknown = [r["id"] for r in rows if r["memory_bound"] is None]
     known = len(rows) - len(memory_unknown)
     if memory_yes:
-        memory = "yes for " + ", ".join(memory_yes)
+        memory = "yes for " + _some(memory_yes)
     elif known:
         memory = "no workload of known size needs fewer GPUs per replica on Blackwell"
     else:
         memory = "not known"
     if memory_unknown:
-        memory += "; not known for " + ", ".join(memory_unknown) + " (no model size or gpu_memory_gb in the spec)"
+        memory += "; not known for " + _some(memory_unknown) + " (no model size or gpu_memory_gb in the spec)"
     if not rows:
         memory = "no workloads"
     latency_tight = [r["id"] for r in rows if r["latency_tight"]]
     measured = [f"{r['id']} ({r['throughput']})" for r in rows if r["throughput"]]
+    large = len(rows) > GENERATION_ROW_LIMIT
+    tight_rows = [r for r in rows if r["latency_tight"]]
+    bounded = sum(1 for r in rows if r["latency_tight"] is not None)
     return {
+        # A large plan compares sizing profiles, not workloads, and lists only tight latency margins.
+        "profiles": _profiles(rows) if large else None,
+        "note": (
+            f"{len(rows):,} workloads, grouped by how they size on each model "
+            f"(more than {GENERATION_ROW_LIMIT} workloads: one row per group)."
+            if large
+            else None
+        ),
+        "latency_rows": tight_rows[:GENERATION_ROW_LIMIT] if large else rows,
+        "latency_note": (
+            f"Latency margins: {bounded:,} placed workloads have a latency bound and inputs, "
+            f"{len(tight_rows):,} of them with a tight margin (under {_pct(TIGHT_LATENCY)} of max_latency_ms)"
+            + (
+                f"; the first {GENERATION_ROW_LIMIT} are listed."
+                if len(tight_rows) > GENERATION_ROW_LIMIT
+                else (":" if tight_rows else ".")
+            )
+            if large
+            else None
+        ),
         "gpus": [
             {
                 "id": g,
@@ -833,13 +1081,13 @@ def _generations(result) -> dict:
             ("Is memory the bottleneck?", memory),
             (
                 "Is latency the bottleneck?",
-                ("the network margin is tight for " + ", ".join(latency_tight) + "; a GPU upgrade does not shorten it")
+                ("the network margin is tight for " + _some(latency_tight) + "; a GPU upgrade does not shorten it")
                 if latency_tight
                 else "no placed workload has a tight network latency margin",
             ),
             (
                 "Do your own measurements favour a newer model?",
-                ("replicas from measured throughput: " + "; ".join(measured))
+                ("replicas from measured throughput: " + _some(measured, "; "))
                 if measured
                 else "the spec gives no throughput measurements, so replica counts are the same on every model",
             ),
@@ -909,21 +1157,15 @@ def _label_spot(mid: tuple[float, float], label: str, taken: list) -> tuple[floa
     return x, y
 
 
-def flow_diagram(result, rows: list[FlowRow]) -> Diagram:
-    """Sites as columns (sorted by id, then 'not placed'), datasets and workloads as boxes."""
-    spec = result.spec
-    sites = sorted(spec.sites, key=lambda s: s.id)
-    columns: list[tuple[str | None, str, str]] = [
-        (s.id, s.id, f"{_value(s.kind)}, {s.jurisdiction}, zone {s.zone}") for s in sites
-    ]
-    unplaced = sorted(w.id for w in spec.workloads if not result.plan.sites_of(w.id))
-    if unplaced:
-        columns.append((None, "not placed", "workloads without a site"))
+def _layout(
+    columns: list[tuple[str | None, str, str]], items: list[list[tuple]], gap: float = COLUMN_GAP
+) -> tuple[Diagram, dict]:
+    """Columns side by side, each a header box over a stack of boxes: (diagram, boxes by key)."""
     diagram = Diagram(width=0, height=0)
     boxes: dict[tuple, _Box] = {}
     heights = []
-    for n, (site, title, subtitle) in enumerate(columns):
-        x = MARGIN + n * (COLUMN_W + COLUMN_GAP)
+    for n, ((site, title, subtitle), column_items) in enumerate(zip(columns, items)):
+        x = MARGIN + n * (COLUMN_W + gap)
         diagram.columns.append(
             {
                 "x": x, "y": HEADER_TOP, "w": COLUMN_W, "h": HEADER_BOX_H,
@@ -932,35 +1174,23 @@ def flow_diagram(result, rows: list[FlowRow]) -> Diagram:
         )
         header = _Box(("site", title, site), x, HEADER_TOP, COLUMN_W, HEADER_BOX_H, title, subtitle, "site", title)
         boxes[("site", site, site)] = header
-        items: list[tuple] = []
-        if site is not None:
-            for d in sorted((d for d in spec.datasets if d.site == site), key=lambda d: d.id):
-                personal = d.classification in PERSONAL
-                items.append(
-                    (("dataset", d.id, site), d.id, f"dataset, {_value(d.classification)}, {_value(d.system)}",
-                     "dataset personal" if personal else "dataset")
-                )
-            placed = sorted({p.workload for p in result.plan.placements if p.site == site})
-            for wid in placed:
-                count = sum(1 for p in result.plan.placements if p.site == site and p.workload == wid)
-                items.append((("workload", wid, site), wid, f"workload, {_plural(count, 'replica')} here", "workload"))
-        else:
-            for wid in unplaced:
-                items.append((("workload", wid, None), wid, "workload, not placed", "workload unplaced"))
         y = MARGIN + HEADER_H
-        for key, name, sub, css in items:
+        for key, name, sub, css in column_items:
             boxes[key] = _Box(key, x + 10, y, COLUMN_W - 20, BOX_H, _short(name, 26), sub, css, name)
             y += BOX_H + BOX_GAP
         heights.append(y)
     diagram.boxes = [b for k, b in boxes.items() if k[0] != "site"]
+    diagram.width = MARGIN * 2 + len(columns) * COLUMN_W + max(len(columns) - 1, 0) * gap + 60
+    diagram.height = max(heights or [MARGIN + HEADER_H]) + MARGIN
+    return diagram, boxes
+
+
+def _draw_arrows(diagram: Diagram, columns: list, arrows: list[tuple]) -> None:
+    """Curves between boxes: (source box, target box, label, colour, class, personal, tooltip) each."""
     column_of = {c[0]: i for i, c in enumerate(columns)}
     pair_count: dict[tuple, int] = {}
     taken: list[tuple[float, float, float, float]] = []
-    for row in rows:
-        src = boxes.get(row.source if row.source[0] != "site" else ("site", row.source[1], row.source[1]))
-        dst = boxes.get(row.target if row.target[0] != "site" else ("site", row.target[1], row.target[1]))
-        if src is None or dst is None:
-            continue
+    for src, dst, label, colour, encryption_class, personal, tooltip in arrows:
         # Flows both ways between two boxes would share one curve: spread them apart.
         pair = tuple(sorted((src.key, dst.key), key=str))
         nth = pair_count.get(pair, 0)
@@ -980,39 +1210,181 @@ def flow_diagram(result, rows: list[FlowRow]) -> Diagram:
             p0, p3 = (src.x + src.w, sy), (dst.x + dst.w, ty)
             bend = 28.0 + min(abs(ty - sy), 200.0) * 0.25 + nth * 18
             p1, p2 = (p0[0] + bend, sy), (p3[0] + bend, ty)
-        label = _short(row.label, 30) if row.origin == "declared" else ""
         mid = _label_spot(_bezier(p0, p1, p2, p3, 0.5), label, taken)
         diagram.arrows.append(
             {
                 "d": f"M{_r(p0[0])},{_r(p0[1])} C{_r(p1[0])},{_r(p1[1])} {_r(p2[0])},{_r(p2[1])} {_r(p3[0])},{_r(p3[1])}",
-                "colour": row.colour,
-                "marker": f"arrow-{row.encryption_class}",
-                "dash": "" if row.personal else "6 4",
-                "width": 2.4 if row.personal else 1.4,
-                # Inputs read as dataset -> workload already; only declared flows carry a name.
+                "colour": colour,
+                "marker": f"arrow-{encryption_class}",
+                "dash": "" if personal else "6 4",
+                "width": 2.4 if personal else 1.4,
                 "label": label,
                 "label_x": _r(mid[0]),
                 "label_y": _r(mid[1]),
-                "tooltip": f"{row.label}: {row.classification}, {ENCRYPTION_CLASSES[row.encryption_class][1]}",
+                "tooltip": tooltip,
             }
         )
-    diagram.width = MARGIN * 2 + len(columns) * COLUMN_W + max(len(columns) - 1, 0) * COLUMN_GAP + 60
-    diagram.height = max(heights or [MARGIN + HEADER_H]) + MARGIN
+
+
+def _map_items(index: _Index) -> tuple[list, list, list[str]]:
+    """The detailed map's columns (sites, then 'not placed') and their boxes (datasets, placed workloads)."""
+    spec = index.result.spec
+    sites = sorted(spec.sites, key=lambda s: s.id)
+    columns: list[tuple[str | None, str, str]] = [
+        (s.id, s.id, f"{_value(s.kind)}, {s.jurisdiction}, zone {s.zone}") for s in sites
+    ]
+    unplaced = sorted(w.id for w in spec.workloads if not index.sites_of(w.id))
+    if unplaced:
+        columns.append((None, "not placed", "workloads without a site"))
+    items: list[list[tuple]] = []
+    for site, _, _ in columns:
+        column: list[tuple] = []
+        if site is not None:
+            for d in index.datasets_at.get(site, ()):
+                personal = d.classification in PERSONAL
+                column.append(
+                    (("dataset", d.id, site), d.id, f"dataset, {_value(d.classification)}, {_value(d.system)}",
+                     "dataset personal" if personal else "dataset")
+                )
+            count: dict[str, int] = {}
+            for p in index.at_site.get(site, ()):
+                count[p.workload] = count.get(p.workload, 0) + 1
+            for wid in sorted(count):
+                column.append((("workload", wid, site), wid, f"workload, {_plural(count[wid], 'replica')} here", "workload"))
+        else:
+            for wid in unplaced:
+                column.append((("workload", wid, None), wid, "workload, not placed", "workload unplaced"))
+        items.append(column)
+    return columns, items, unplaced
+
+
+def flow_diagram(index: _Index, rows: list[FlowRow]) -> Diagram:
+    """Sites as columns (sorted by id, then 'not placed'), datasets and workloads as boxes."""
+    columns, items, _ = _map_items(index)
+    diagram, boxes = _layout(columns, items)
+    arrows = []
+    for row in rows:
+        src = boxes.get(row.source if row.source[0] != "site" else ("site", row.source[1], row.source[1]))
+        dst = boxes.get(row.target if row.target[0] != "site" else ("site", row.target[1], row.target[1]))
+        if src is None or dst is None:
+            continue
+        # Inputs read as dataset -> workload already; only declared flows carry a name.
+        label = _short(row.label, 30) if row.origin == "declared" else ""
+        tooltip = f"{row.label}: {row.classification}, {ENCRYPTION_CLASSES[row.encryption_class][1]}"
+        arrows.append((src, dst, label, row.colour, row.encryption_class, row.personal, tooltip))
+    _draw_arrows(diagram, columns, arrows)
     return diagram
 
 
-def _mermaid(result, rows: list[FlowRow]) -> Markdown:
-    spec = result.spec
+# How an aggregated arrow is coloured: by the least protected of the flows it stands for.
+_CLASS_RANK = ("unencrypted", "unplaced", "link-only", "on-site", "encrypted")
+
+
+@dataclass
+class _Aggregate:
+    """The flow map of a large plan: places (sites, jurisdictions or zones) and the flows between them."""
+
+    level: str  # site | jurisdiction | zone
+    places: list[tuple]  # (key, zone or None, title, subtitle), by zone then name; 'not placed' last
+    edges: list[dict]  # source and target place keys, count, count per map class, any personal data
+
+
+def _aggregate(index: _Index, rows: list[FlowRow]) -> _Aggregate:
+    spec = index.result.spec
+    sites = sorted(spec.sites, key=lambda s: s.id)
+    if len(sites) <= MAP_SITE_LIMIT:
+        level = "site"
+        place = {s.id: (s.zone, s.id) for s in sites}
+    elif len({(s.zone, s.jurisdiction) for s in sites}) <= MAP_JURISDICTION_LIMIT:
+        level = "jurisdiction"
+        place = {s.id: (s.zone, s.jurisdiction) for s in sites}
+    else:
+        level = "zone"
+        place = {s.id: (s.zone, f"zone {s.zone}") for s in sites}
+    members: dict[tuple, dict[str, set]] = {}
+    for s in sites:
+        entry = members.setdefault(place[s.id], {"sites": set(), "datasets": set(), "workloads": set()})
+        entry["sites"].add(s.id)
+        entry["datasets"].update(d.id for d in index.datasets_at.get(s.id, ()))
+        entry["workloads"].update(p.workload for p in index.at_site.get(s.id, ()))
+    kind = {s.id: _value(s.kind) for s in sites}
+    places = []
+    for key in sorted(members):
+        m = members[key]
+        counts = f"{_plural(len(m['datasets']), 'dataset')}, {_plural(len(m['workloads']), 'workload')}"
+        if level == "site":
+            title, sub = key[1], f"{kind[key[1]]}, {counts}"
+        else:
+            title, sub = f"{key[1]} ({_plural(len(m['sites']), 'site')})", counts
+        places.append((key, key[0], title, sub))
+    unplaced_key = (None, "not placed")
+    edges: dict[tuple, dict] = {}
+    for row in rows:
+        src = place.get(row.source[2], unplaced_key)
+        dst = place.get(row.target[2], unplaced_key)
+        edge = edges.setdefault((src, dst), {"source": src, "target": dst, "count": 0, "classes": {}, "personal": False})
+        edge["count"] += 1
+        edge["classes"][row.encryption_class] = edge["classes"].get(row.encryption_class, 0) + 1
+        edge["personal"] = edge["personal"] or row.personal
+    unplaced = sum(1 for w in spec.workloads if not index.sites_of(w.id))
+    if unplaced or any(unplaced_key in pair for pair in edges):
+        places.append((unplaced_key, None, "not placed", _plural(unplaced, "workload")))
+    order = {p[0]: i for i, p in enumerate(places)}
+    ordered = sorted(edges.values(), key=lambda e: (order[e["source"]], order[e["target"]]))
+    return _Aggregate(level=level, places=places, edges=ordered)
+
+
+def _edge_class(edge: dict) -> str:
+    return next(c for c in _CLASS_RANK if c in edge["classes"])
+
+
+def _edge_text(edge: dict) -> str:
+    parts = ", ".join(f"{edge['classes'][c]:,} {c}" for c in _CLASS_RANK if c in edge["classes"])
+    what = "personal data among them" if edge["personal"] else "no personal data"
+    return f"{edge['count']:,} flows and inputs ({parts}); {what}"
+
+
+AGGREGATE_GAP = 360.0  # room between the two columns of an aggregated map, for its labels
+
+
+def aggregate_diagram(agg: _Aggregate) -> Diagram:
+    """The map of a large plan: where data leaves on the left, where it arrives on the right, and
+    one arrow per pair of places, labelled with the number of flows and inputs it stands for."""
+    columns = [
+        ("from", "from", f"where data leaves, by {agg.level}"),
+        ("to", "to", f"where data arrives, by {agg.level}"),
+    ]
+    items = [
+        [
+            (("place", key, side), title, sub, "workload unplaced" if zone is None else "place")
+            for key, zone, title, sub in agg.places
+        ]
+        for side in ("from", "to")
+    ]
+    diagram, boxes = _layout(columns, items, gap=AGGREGATE_GAP)
+    arrows = []
+    for edge in agg.edges:
+        src, dst = boxes[("place", edge["source"], "from")], boxes[("place", edge["target"], "to")]
+        cls = _edge_class(edge)
+        tooltip = f"{src.tooltip} \u2192 {dst.tooltip}: {_edge_text(edge)}"
+        label = f"{edge['count']:,}" if len(agg.edges) <= MAP_LABEL_LIMIT else ""
+        arrows.append((src, dst, label, ENCRYPTION_CLASSES[cls][0], cls, edge["personal"], tooltip))
+    _draw_arrows(diagram, columns, arrows)
+    return diagram
+
+
+def _mermaid(index: _Index, rows: list[FlowRow]) -> Markdown:
+    spec = index.result.spec
     lines = ["flowchart LR"]
     for site in sorted(spec.sites, key=lambda s: s.id):
         label = _mermaid_text(f"{site.id} ({_value(site.kind)}, zone {site.zone})")
         lines.append(f'  subgraph {_mermaid_id("site", site.id)}["{label}"]')
-        for d in sorted((d for d in spec.datasets if d.site == site.id), key=lambda d: d.id):
+        for d in index.datasets_at.get(site.id, ()):
             lines.append(f'    {_mermaid_id("dataset", d.id)}[("{_mermaid_text(d.id)} ({_value(d.classification)})")]')
-        for wid in sorted({p.workload for p in result.plan.placements if p.site == site.id}):
+        for wid in sorted({p.workload for p in index.at_site.get(site.id, ())}):
             lines.append(f'    {_mermaid_id("workload", wid, site.id)}["{_mermaid_text(wid)}"]')
         lines.append("  end")
-    unplaced = sorted(w.id for w in spec.workloads if not result.plan.sites_of(w.id))
+    unplaced = sorted(w.id for w in spec.workloads if not index.sites_of(w.id))
     if unplaced:
         lines.append('  subgraph n_unplaced["not placed"]')
         lines += [f'    {_mermaid_id("workload", wid, "none")}["{_mermaid_text(wid)}"]' for wid in unplaced]
@@ -1035,8 +1407,106 @@ def _mermaid(result, rows: list[FlowRow]) -> Markdown:
     return md_code_block("\n".join(lines + styles), "mermaid")
 
 
-def _data_map(result) -> dict:
-    rows = _flows(result)
+def _mermaid_aggregate(agg: _Aggregate) -> Markdown:
+    lines = ["flowchart LR"]
+
+    def node(key) -> str:
+        return _mermaid_id("place", key[0] or "none", key[1])
+
+    for zone in dict.fromkeys(zone for _, zone, _, _ in agg.places):
+        title = f"zone {zone}" if zone else "not placed"
+        lines.append(f'  subgraph {_mermaid_id("zone", zone or "none")}["{_mermaid_text(title)}"]')
+        for key, z, name, sub in agg.places:
+            if z == zone:
+                lines.append(f'    {node(key)}["{_mermaid_text(f"{name}: {sub}")}"]')
+        lines.append("  end")
+    styles = []
+    for n, edge in enumerate(agg.edges):
+        arrow = "-->" if edge["personal"] else "-.->"
+        cls = _edge_class(edge)
+        label = _mermaid_text(f"{_plural(edge['count'], 'flow')}, least protected: {cls}")
+        lines.append(f'  {node(edge["source"])} {arrow}|"{label}"| {node(edge["target"])}')
+        styles.append(f"  linkStyle {n} stroke:{ENCRYPTION_CLASSES[cls][0]},stroke-width:{'3' if edge['personal'] else '1.5'}px")
+    return md_code_block("\n".join(lines + styles), "mermaid")
+
+
+def _flow_table_row(index: _Index, row: FlowRow) -> dict:
+    index.complete(row)
+    if row.state == "unplaced":
+        route = "not placed"
+    elif row.state == "unreachable":
+        route = "no route between the sites"
+    elif not row.links:
+        route = f"within {row.sites[0]}"
+    else:
+        route = "; ".join(f"{link['key']} ({link['encryption']}, {_ms(link['latency_ms'])})" for link in row.links)
+    return {
+        "label": row.label,
+        "origin": row.origin,
+        "source": f"{row.source[0]} {row.source[1]}" + (f" @ {row.source[2]}" if row.source[2] else ""),
+        "target": f"{row.target[0]} {row.target[1]}" + (f" @ {row.target[2]}" if row.target[2] else ""),
+        "classification": row.classification,
+        "personal": row.personal,
+        "encryption": row.encryption or "not declared",
+        "route": route,
+        "class": row.encryption_class,
+        "class_text": ENCRYPTION_CLASSES[row.encryption_class][1],
+        "colour": row.colour,
+        "basis": ", ".join(
+            x
+            for x in (
+                row.purpose and f"purpose {row.purpose}",
+                row.transfer_mechanism and f"transfer {row.transfer_mechanism}",
+                row.frequency,
+            )
+            if x
+        )
+        or "-",
+        "description": row.description,
+    }
+
+
+# Rows a large plan still lists one by one: data that crosses unencrypted, or has no site to go to.
+_ATTENTION = ("unencrypted", "unplaced")
+
+
+def _flow_table(index: _Index, rows: list[FlowRow]) -> tuple[list[dict], list[dict] | None, str | None]:
+    """(rows to list, counts by kind/data/encryption for a large plan or None, a note or None)."""
+    if len(rows) <= FLOW_ROW_LIMIT:
+        return [_flow_table_row(index, row) for row in rows], None, None
+    counts: dict[tuple, int] = {}
+    for row in rows:
+        key = (row.origin, row.classification, row.encryption or "not declared", row.encryption_class)
+        counts[key] = counts.get(key, 0) + 1
+    rank = {c: i for i, c in enumerate(_CLASS_RANK)}
+    summary = [
+        {
+            "origin": origin,
+            "classification": classification,
+            "encryption": encryption,
+            "class": cls,
+            "colour": ENCRYPTION_CLASSES[cls][0],
+            "count": f"{n:,}",
+        }
+        for (origin, classification, encryption, cls), n in sorted(
+            counts.items(), key=lambda kv: (rank[kv[0][3]], kv[0][0] != "declared", kv[0][1], kv[0][2])
+        )
+    ]
+    attention = [row for row in rows if row.encryption_class in _ATTENTION]
+    attention.sort(key=lambda r: (not r.personal, r.encryption_class != "unencrypted"))  # stable: table order within
+    listed = attention[:FLOW_ATTENTION_LIMIT]
+    note = (
+        f"{len(rows):,} data movements (declared flows and workload inputs, per site placed), more than "
+        f"{FLOW_ROW_LIMIT}: counted below by kind, data and encryption. Listed one by one are the "
+        f"{len(attention):,} that cross unencrypted or have an end that is not placed"
+        + (f" (the first {FLOW_ATTENTION_LIMIT}, personal data first)." if len(attention) > FLOW_ATTENTION_LIMIT else ".")
+    )
+    return [_flow_table_row(index, row) for row in listed], summary, note
+
+
+def _data_map(index: _Index) -> dict:
+    result = index.result
+    rows = _flows(index)
     datasets = [
         {
             "id": d.id,
@@ -1047,7 +1517,7 @@ def _data_map(result) -> dict:
             "subjects_zone": d.subjects_zone or "-",
             "size": f"{d.size_tb:,.6g} TB" if d.size_tb is not None else "-",
             "deidentification": _value(d.deidentification) if d.deidentification else "-",
-            "readers": ", ".join(sorted(w.id for w in result.spec.workloads if d.id in w.inputs)) or "-",
+            "readers": ", ".join(sorted(index.readers.get(d.id, ()))) or "-",
             "description": d.description,
         }
         for d in sorted(result.spec.datasets, key=lambda d: d.id)
@@ -1063,50 +1533,39 @@ def _data_map(result) -> dict:
         }
         for link in sorted(result.spec.links, key=lambda link: link.key)
     ]
-    table = []
-    for row in rows:
-        if row.state == "unplaced":
-            route = "not placed"
-        elif row.state == "unreachable":
-            route = "no route between the sites"
-        elif not row.links:
-            route = f"within {row.sites[0]}"
-        else:
-            route = "; ".join(
-                f"{link['key']} ({link['encryption']}, {_ms(link['latency_ms'])})" for link in row.links
-            )
-        table.append(
-            {
-                "label": row.label,
-                "origin": row.origin,
-                "source": f"{row.source[0]} {row.source[1]}" + (f" @ {row.source[2]}" if row.source[2] else ""),
-                "target": f"{row.target[0]} {row.target[1]}" + (f" @ {row.target[2]}" if row.target[2] else ""),
-                "classification": row.classification,
-                "personal": row.personal,
-                "encryption": row.encryption or "not declared",
-                "route": route,
-                "class": row.encryption_class,
-                "class_text": ENCRYPTION_CLASSES[row.encryption_class][1],
-                "colour": row.colour,
-                "basis": ", ".join(
-                    x
-                    for x in (
-                        row.purpose and f"purpose {row.purpose}",
-                        row.transfer_mechanism and f"transfer {row.transfer_mechanism}",
-                        row.frequency,
-                    )
-                    if x
-                )
-                or "-",
-                "description": row.description,
-            }
+    table, summary, note = _flow_table(index, rows)
+    spec = result.spec
+    boxes = (
+        sum(len(index.datasets_at.get(s.id, ())) for s in spec.sites)
+        + sum(len({p.workload for p in placed}) for placed in index.at_site.values())
+        + sum(1 for w in spec.workloads if not index.sites_of(w.id))
+    )
+    if boxes <= MAP_BOX_LIMIT and len(rows) <= MAP_ARROW_LIMIT:
+        diagram, mermaid, map_note = flow_diagram(index, rows), _mermaid(index, rows), None
+    else:
+        agg = _aggregate(index, rows)
+        diagram, mermaid = aggregate_diagram(agg), _mermaid_aggregate(agg)
+        labelled = (
+            "labelled with the number of flows and inputs it stands for"
+            if len(agg.edges) <= MAP_LABEL_LIMIT
+            else "its tooltip giving the number of flows and inputs it stands for"
+        )
+        map_note = (
+            f"The map would have {boxes:,} datasets and placed workloads and {len(rows):,} flows and inputs, more "
+            f"than {MAP_BOX_LIMIT} boxes or {MAP_ARROW_LIMIT} arrows, so it draws one box per {agg.level} "
+            "(in the HTML map, where data leaves on the left and where it arrives on the right) and one arrow per "
+            f"pair of them, {labelled} "
+            "and coloured by the least protected of them (unencrypted, not placed, link-only, on-site, encrypted)."
         )
     return {
         "datasets": datasets,
         "links": links,
         "flows": table,
-        "diagram": flow_diagram(result, rows),
-        "mermaid": _mermaid(result, rows),
+        "flow_summary": summary,
+        "flow_note": note,
+        "diagram": diagram,
+        "mermaid": mermaid,
+        "map_note": map_note,
         "legend": [{"class": k, "colour": c, "text": t} for k, (c, t) in ENCRYPTION_CLASSES.items()],
     }
 
@@ -1114,19 +1573,64 @@ def _data_map(result) -> dict:
 def report_view(result, timestamp: str | None = None) -> dict:
     """Everything both report formats print, computed once and sorted."""
     controls = assess_controls(result.validation)
+    index = _Index(result)
+    placements = _placements(index)
     return {
         # Constant titles; Markdown() only spares them the leading "1." escape.
         "sections": {key: Markdown(title) for key, title in SECTIONS},
         "scope": _scope(result, timestamp),
         "verdict": _verdict(result, controls),
-        "sites": _sites(result),
-        "placements": _placements(result),
-        "data": _data_map(result),
+        "sites": _sites(index),
+        "placements": placements["detailed"],
+        "rationale": {"table": placements["table"], "note": placements["note"]},
+        "data": _data_map(index),
         "findings": _findings(controls, result.validation),
         "waivers": _waivers(result),
-        "generations": _generations(result),
+        "generations": _generations(index),
         "sign_off": SIGN_OFF_ROLES,
     }
+
+
+# The last view built: a plan directory renders Markdown and HTML from one plan,
+# and a large plan's view is most of the work. Kept while that plan is alive.
+_last_view: tuple | None = None
+
+
+@contextmanager
+def paused_gc():
+    """No cyclic garbage collection while a renderer builds many small objects next to a large plan.
+
+    Each collection would walk every object of the plan (millions in a large
+    one); what a renderer allocates is freed by reference counting anyway.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _view(result, timestamp: str | None) -> dict:
+    global _last_view
+    parts = (result.spec, result.validation, result.plan, result.facts)
+    if _last_view is not None:
+        ref, ids, stamp, view = _last_view
+        if ref() is result and ids == tuple(map(id, parts)) and stamp == timestamp:
+            return view
+    view = report_view(result, timestamp)
+    try:
+        _last_view = (weakref.ref(result, _forget), tuple(map(id, parts)), timestamp, view)
+    except TypeError:  # an object without weak references: no cache
+        _last_view = None
+    return view
+
+
+def _forget(ref) -> None:
+    global _last_view
+    if _last_view is not None and _last_view[0] is ref:
+        _last_view = None
 
 
 # --------------------------------------------------------------------------- rendering
@@ -1147,9 +1651,11 @@ def _environment(kind: str) -> jinja2.Environment:
 
 def render_markdown(result, *, timestamp: str | None = None) -> str:
     """The report as GitHub-flavoured Markdown (with a mermaid data-flow diagram)."""
-    return _environment("md").get_template("report.md.j2").render(view=report_view(result, timestamp))
+    with paused_gc():
+        return _environment("md").get_template("report.md.j2").render(view=_view(result, timestamp))
 
 
 def render_html(result, *, timestamp: str | None = None) -> str:
     """The report as one HTML file: inline CSS and SVG, nothing fetched."""
-    return _environment("html").get_template("report.html.j2").render(view=report_view(result, timestamp))
+    with paused_gc():
+        return _environment("html").get_template("report.html.j2").render(view=_view(result, timestamp))

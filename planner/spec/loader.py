@@ -118,6 +118,16 @@ def load_spec(paths: list[str | Path] | str | Path) -> models.Spec:
         inputs.append(InputFile(name, hashlib.sha256(source.raw).hexdigest(), path.resolve()))
     if errors:
         raise InputError("invalid input", errors)
+    if all(s.data is None or s.data == {} for s in sources):
+        # Checking nothing must not read as "passed": a truncated or
+        # mistyped file would otherwise turn a CI gate green.
+        raise InputError(
+            "empty spec",
+            [
+                Diagnostic(s.locate(()), "the file holds no spec (it is empty or only comments); expected sections such as sites and workloads")
+                for s in sources
+            ],
+        )
     return build_spec(sources, inputs)
 
 

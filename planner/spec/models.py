@@ -205,8 +205,8 @@ class Metadata(_Model):
 
 
 class Backup(_Model):
-    rpo_hours: float = Field(ge=0, description="Recovery point objective: hours of data that may be lost.")
-    rto_hours: float = Field(ge=0, description="Recovery time objective: hours until service is restored.")
+    rpo_hours: float = Field(strict=True, ge=0, description="Recovery point objective: hours of data that may be lost.")
+    rto_hours: float = Field(strict=True, ge=0, description="Recovery time objective: hours until service is restored.")
 
 
 class SiteControls(_Model):
@@ -224,12 +224,12 @@ class Pool(_Model):
     instance: str | None = Field(
         None, min_length=1, max_length=64, description="Cloud instance type from the catalog; fills gpu and gpus_per_node."
     )
-    nodes: int | None = Field(None, ge=1, le=100_000, description="Nodes in an owned pool.")
-    gpus_per_node: int | None = Field(None, ge=1, le=1024, description="GPUs per node (filled from the instance catalog for cloud pools).")
-    max_nodes: int | None = Field(None, ge=1, le=100_000, description="Elastic pools: the most instances the plan may use.")
-    cost_per_gpu_hour: float | None = Field(None, ge=0, le=10_000, description="Amortised or contracted cost of one GPU hour (USD).")
+    nodes: int | None = Field(None, strict=True, ge=1, le=100_000, description="Nodes in an owned pool.")
+    gpus_per_node: int | None = Field(None, strict=True, ge=1, le=1024, description="GPUs per node (filled from the instance catalog for cloud pools).")
+    max_nodes: int | None = Field(None, strict=True, ge=1, le=100_000, description="Elastic pools: the most instances the plan may use.")
+    cost_per_gpu_hour: float | None = Field(None, strict=True, ge=0, le=10_000, description="Amortised or contracted cost of one GPU hour (USD).")
     price_per_hour: float | None = Field(
-        None, ge=0, le=100_000, description="Cloud pools: price of one instance hour (USD), overriding the catalog price."
+        None, strict=True, ge=0, le=100_000, description="Cloud pools: price of one instance hour (USD), overriding the catalog price."
     )
     price_as_of: dt.date | None = Field(None, description="Date of price_per_hour, shown in reports.")
     isolation: Isolation = Field(Isolation.none, description="How workloads sharing this pool are isolated from each other.")
@@ -291,8 +291,8 @@ class Site(_Model):
 
 class Link(_Model):
     between: tuple[Id, Id] = Field(description="The two sites this link joins.")
-    latency_ms: float = Field(ge=0, le=100_000, description="One-way latency in milliseconds.")
-    bandwidth_gbps: float | None = Field(None, gt=0, le=1_000_000, description="Bandwidth in Gbit/s.")
+    latency_ms: float = Field(strict=True, ge=0, le=100_000, description="One-way latency in milliseconds.")
+    bandwidth_gbps: float | None = Field(None, strict=True, gt=0, le=1_000_000, description="Bandwidth in Gbit/s.")
     encryption: LinkEncryption = Field(LinkEncryption.none, description="Encryption on the link itself.")
     carrier: str | None = Field(None, max_length=200, description="Third party that operates the link; omit for your own network.")
     baa: Baa | None = Field(None, description="BAA with the carrier; defaults to not-required without a carrier and none with one.")
@@ -319,19 +319,19 @@ class Dataset(_Model):
     subjects_zone: str | None = Field(
         None, pattern=r"^[a-z][a-z0-9-]{0,31}$", description="Residency zone of the data subjects (GDPR applies to eu)."
     )
-    size_tb: float | None = Field(None, ge=0, le=10_000_000, description="Size in decimal TB.")
+    size_tb: float | None = Field(None, strict=True, ge=0, le=10_000_000, description="Size in decimal TB.")
     deidentification: Deidentification | None = Field(None, description="For de-identified data: safe-harbor or expert-determination.")
     description: Text | None = None
 
 
 class ModelInfo(_Model):
     name: str = Field(min_length=1, max_length=200, description="Model name and version.")
-    params_b: float | None = Field(None, gt=0, le=100_000, description="Parameters in billions.")
+    params_b: float | None = Field(None, strict=True, gt=0, le=100_000, description="Parameters in billions.")
     precision: Precision = Field(Precision.bf16, description="Weight precision.")
-    layers: int | None = Field(None, ge=1, le=10_000, description="Transformer layers (for KV-cache sizing).")
-    kv_heads: int | None = Field(None, ge=1, le=10_000, description="Key/value heads (for KV-cache sizing).")
-    head_dim: int | None = Field(None, ge=1, le=100_000, description="Dimension of one attention head.")
-    context_tokens: int | None = Field(None, ge=1, le=100_000_000, description="Context length served per sequence.")
+    layers: int | None = Field(None, strict=True, ge=1, le=10_000, description="Transformer layers (for KV-cache sizing).")
+    kv_heads: int | None = Field(None, strict=True, ge=1, le=10_000, description="Key/value heads (for KV-cache sizing).")
+    head_dim: int | None = Field(None, strict=True, ge=1, le=100_000, description="Dimension of one attention head.")
+    context_tokens: int | None = Field(None, strict=True, ge=1, le=100_000_000, description="Context length served per sequence.")
 
 
 class Placement(_Model):
@@ -345,20 +345,20 @@ class Workload(_Model):
     kind: WorkloadKind = Field(description="inference, training, fine-tuning, batch or streaming.")
     model: ModelInfo | None = Field(None, description="The model; its size drives GPU sizing when gpus is absent.")
     team: str | None = Field(None, max_length=200, description="Team that owns the workload.")
-    gpus: int | None = Field(None, ge=1, le=100_000, description="GPUs per replica; derived from the model when absent.")
-    gpu_memory_gb: float | None = Field(None, gt=0, le=100_000, description="Minimum memory per GPU (GB).")
+    gpus: int | None = Field(None, strict=True, ge=1, le=100_000, description="GPUs per replica; derived from the model when absent.")
+    gpu_memory_gb: float | None = Field(None, strict=True, gt=0, le=100_000, description="Minimum memory per GPU (GB).")
     accelerators: list[GpuName] = Field(default_factory=list, description="Allowed GPU models; empty means any.")
-    replicas: int = Field(1, ge=1, le=100_000, description="Replicas to place.")
+    replicas: int = Field(1, strict=True, ge=1, le=100_000, description="Replicas to place.")
     inputs: list[Id] = Field(default_factory=list, description="Datasets the workload reads; each is a data flow.")
-    max_latency_ms: float | None = Field(None, ge=0, le=100_000, description="Network latency allowed to each input's site.")
+    max_latency_ms: float | None = Field(None, strict=True, ge=0, le=100_000, description="Network latency allowed to each input's site.")
     criticality: Criticality = Field(Criticality.medium, description="high: replicas spread over at least two sites.")
     placement: Placement = Field(default_factory=Placement, description="User constraints on where the workload may run.")
-    concurrency: int = Field(1, ge=1, le=1_000_000, description="Concurrent sequences per replica (KV-cache sizing).")
+    concurrency: int = Field(1, strict=True, ge=1, le=1_000_000, description="Concurrent sequences per replica (KV-cache sizing).")
     training_method: TrainingMethod | None = Field(None, description="full, lora or qlora (training and fine-tuning sizing).")
-    throughput: dict[GpuName, Annotated[float, Field(gt=0)]] = Field(
+    throughput: dict[GpuName, Annotated[float, Field(gt=0, strict=True)]] = Field(
         default_factory=dict, description="Measured throughput per replica on each GPU model, in your own unit."
     )
-    demand: float | None = Field(None, gt=0, description="Demand in the unit of throughput; replicas follow from it.")
+    demand: float | None = Field(None, strict=True, gt=0, description="Demand in the unit of throughput; replicas follow from it.")
     description: Text | None = None
 
 
@@ -407,7 +407,7 @@ class Policies(_Model):
 class Objective(_Model):
     minimize: ObjectiveKind = Field(ObjectiveKind.cost, description="cost, gpus or latency.")
     prefer_kinds: list[SiteKind] = Field(default_factory=list, description="Tie-break order of site kinds.")
-    time_limit_s: float = Field(10.0, gt=0, le=3600, description="Solver time limit in seconds.")
+    time_limit_s: float = Field(10.0, strict=True, gt=0, le=3600, description="Solver time limit in seconds.")
 
 
 class Spec(_Model):

@@ -9,7 +9,6 @@ can exhaust the machine.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -26,6 +25,11 @@ MAX_ALIAS_NODES = 100_000
 MAX_SCALAR_CHARS = 100_000
 
 PathKey = tuple  # ("workloads", 3, "gpus")
+
+# The YAML 1.1/1.2 type repository. Anything else (!!python/object, !Ref) is
+# an application tag, refused rather than silently ignored.
+_COLLECTION_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "omap", "pairs", "set")}
+_SCALAR_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("binary", "timestamp", "value", "yaml")}
 
 # C0 controls other than tab, line feed and carriage return, DEL and the C1
 # controls. YAML 1.2 does not allow them written raw (only as escapes), XML 1.0
@@ -64,7 +68,6 @@ class SourceFile:
     data: object
     values: dict[PathKey, Location] = field(default_factory=dict)
     keys: dict[PathKey, Location] = field(default_factory=dict)
-    sha256: str | None = None  # of the bytes parsed, when read from a file
     raw: bytes = b""  # the bytes as read: hashed, and kept in plan.json
 
     def locate(self, path: PathKey, *, key: bool = False) -> Location:
@@ -117,9 +120,7 @@ def read_yaml(path: Path, display: str | None = None) -> SourceFile:
         raise InputError(
             "cannot read file", [Diagnostic(Location(name), f"cannot read file: {exc.strerror or exc}")]
         ) from exc
-    source = parse_yaml(raw, name)
-    source.sha256 = hashlib.sha256(raw).hexdigest()
-    return source
+    return parse_yaml(raw, name)
 
 
 def parse_yaml(raw: bytes, name: str) -> SourceFile:
@@ -142,7 +143,7 @@ def parse_yaml(raw: bytes, name: str) -> SourceFile:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _loc(name, mark) if mark is not None else Location(name)
-        problem = _explain(exc)
+        problem = _explain(exc, text)
         raise InputError("invalid YAML", [Diagnostic(where, f"invalid YAML: {problem}")]) from exc
     except yaml.YAMLError as exc:
         raise InputError("invalid YAML", [Diagnostic(Location(name), f"invalid YAML: {exc}")]) from exc
@@ -170,9 +171,16 @@ _HINTS = {
 }
 
 
-def _explain(exc: yaml.MarkedYAMLError) -> str:
+def _explain(exc: yaml.MarkedYAMLError, text: str = "") -> str:
     """PyYAML's problem, with the context it dropped and a hint where one helps."""
     problem = exc.problem or exc.context or "invalid YAML"
+    mark = exc.problem_mark
+    if problem == "found character that cannot start any token" and mark is not None:
+        # libyaml leaves out which character; the pure-Python reader names it.
+        lines = text.split("\n")
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        if mark.column < len(line):
+            problem = f"found character {line[mark.column]!r} that cannot start any token"
     if "maximum nesting depth" in problem:
         return f"nesting is too deep (more than {MAX_DEPTH} levels)"
     text = problem
@@ -185,6 +193,9 @@ def _explain(exc: yaml.MarkedYAMLError) -> str:
     return text
 
 
+_TOO_LONG = "too many digits"
+
+
 class _Converter:
     """Turns a composed node tree into plain data, recording locations."""
 
@@ -193,6 +204,7 @@ class _Converter:
         self.name = source.path
         self.count = 0
         self.visited: set[int] = set()
+        self.locations: dict[int, Location] = {}
         self.reused = 0
         self.alias_entry: PathKey | None = None
         self.errors: list[Diagnostic] = []
@@ -240,9 +252,19 @@ class _Converter:
     def _value(self, node: yaml.Node, path: PathKey, depth: int):
         if depth > MAX_DEPTH:
             self._fail(node, f"nesting is too deep (more than {MAX_DEPTH} levels)", path)
-        self.source.values.setdefault(path, _loc(self.name, node.start_mark))
+        if path not in self.source.values:
+            # One Location per node, shared by every alias of it: expanding
+            # aliases is where the time goes, up to the alias-bomb limit.
+            loc = self.locations.get(id(node))
+            if loc is None:
+                loc = self.locations[id(node)] = _loc(self.name, node.start_mark)
+            self.source.values[path] = loc
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
+        if node.tag not in _COLLECTION_TAGS:
+            # As for scalars: an application tag (!!python/object, !Ref) has no
+            # meaning in a spec, and dropping it silently would hide the mistake.
+            self._fail(node, f"unsupported YAML tag {node.tag!r}", path)
         if isinstance(node, yaml.SequenceNode):
             return [self._node(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
         return self._mapping(node, path, depth)
@@ -295,11 +317,14 @@ class _Converter:
             self._fail(node, f"value is {len(value):,} characters long; the limit is {MAX_SCALAR_CHARS:,}", path)
         control = _CONTROL.search(value)
         if control is not None:
-            self._fail(
-                node,
-                f"text contains the control character U+{ord(control.group()):04X}; "
-                "spec text may hold tabs and line breaks but no other control characters",
-                path,
+            # Collected, not raised: every field that holds one is reported in one run.
+            self.errors.append(
+                Diagnostic(
+                    _loc(self.name, node.start_mark),
+                    f"text contains the control character U+{ord(control.group()):04X}; "
+                    "spec text may hold tabs and line breaks but no other control characters",
+                    format_path(path),
+                )
             )
         tag = node.tag
         if tag == "tag:yaml.org,2002:str":
@@ -310,7 +335,11 @@ class _Converter:
             return value.lower() == "true"
         try:
             return self._typed(value, tag)
-        except ValueError:
+        except ValueError as exc:
+            if str(exc) == _TOO_LONG:
+                self._fail(node, f"{value[:40]!r} has more than 30 digits; no number in a spec is that large", path)
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+                self._fail(node, f"unsupported YAML tag {tag!r}", path)
             self._fail(node, f"{value[:40]!r} is not a valid {tag.rsplit(':', 1)[-1]}", path)
         return None
 
@@ -320,7 +349,7 @@ class _Converter:
             if len(text.lstrip("+-")) > 30:
                 # No count in a spec needs more digits; Python refuses to print
                 # an int of more than 4,300 digits, so bound them here.
-                raise ValueError(value)
+                raise ValueError(_TOO_LONG)
             if text.startswith("0o"):
                 return int(text[2:], 8)
             if text.startswith("0x"):
@@ -333,8 +362,8 @@ class _Converter:
             if lowered.endswith("inf"):
                 return -math.inf if lowered.startswith("-") else math.inf
             return float(value)
-        if tag.startswith("tag:yaml.org,2002:"):
-            # Explicit standard tags other than these (binary, timestamp, set…)
+        if tag in _SCALAR_TAGS:
+            # Explicit standard tags other than these (binary, timestamp…)
             # carry no meaning in a spec: keep the text.
             return value
         raise ValueError(f"unsupported YAML tag {tag!r}")
