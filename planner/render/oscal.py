@@ -78,9 +78,13 @@ class _Ids:
 
     def __init__(self, root: str):
         self.root = root
+        self._made: dict[tuple[str, ...], str] = {}  # an observation's UUID is asked for again by each finding citing it
 
     def __call__(self, *key: str) -> str:
-        return str(uuid.uuid5(NAMESPACE, "\x00".join((self.root, *key))))
+        found = self._made.get(key)
+        if found is None:
+            found = self._made[key] = str(uuid.uuid5(NAMESPACE, "\x00".join((self.root, *key))))
+        return found
 
 
 def _prop(name: str, value: object) -> dict:
@@ -299,4 +303,8 @@ def assessment_results(result, timestamp: str | None = None) -> dict:
 
 def render_oscal(result, *, timestamp: str | None = None) -> str:
     """OSCAL 1.1 Assessment Results as JSON text (``oscal/assessment-results.json``)."""
-    return json.dumps(assessment_results(result, timestamp), indent=2, ensure_ascii=False) + "\n"
+    from planner.render.helm import json_text
+    from planner.render.report import paused_gc
+
+    with paused_gc():
+        return json_text(assessment_results(result, timestamp)) + "\n"

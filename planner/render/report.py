@@ -78,13 +78,13 @@ REFERENCE_GPUS = {"hopper": "H200", "blackwell": "B200"}
 # every site) or that a reader cannot take in (a map with thousands of boxes)
 # is kept for the workloads and flows that need attention.
 RATIONALE_LIMIT = 100  # up to this many workloads, each gets its full rationale ...
-RATIONALE_SITE_BUDGET = 2000  # ... while all of them name at most this many sites (workloads x sites)
+RATIONALE_SITE_BUDGET = 1000  # ... while all of them name at most this many sites (workloads x sites)
 RATIONALE_AT_SCALE = 20  # beyond: full rationale for at most this many (unplaced first, then high criticality)
 MAP_BOX_LIMIT = 60  # the flow map draws datasets and workloads up to this many boxes ...
 MAP_ARROW_LIMIT = 200  # ... and this many arrows; beyond, it draws sites, jurisdictions or zones
 MAP_LABEL_LIMIT = 40  # an aggregated map labels its arrows with their counts up to this many arrows
 MAP_SITE_LIMIT = 16  # an aggregated map has a box per site up to this many sites ...
-MAP_JURISDICTION_LIMIT = 40  # ... else per jurisdiction up to this many, else per zone
+MAP_JURISDICTION_LIMIT = 20  # ... else per jurisdiction up to this many, else per zone (mermaid draws 500 edges at most)
 FLOW_ROW_LIMIT = 500  # flow table rows listed one by one; beyond, counts and the rows needing attention
 FLOW_ATTENTION_LIMIT = 500  # rows needing attention listed in a large plan
 GENERATION_ROW_LIMIT = 100  # Hopper or Blackwell rows per workload; beyond, one row per sizing profile
@@ -143,8 +143,15 @@ def _md_escape_line(text: str) -> str:
 def _md_finalize(value: object) -> str:
     if value is None:
         return ""
+    if type(value) is str:
+        return _md_escape_str(value)
     if isinstance(value, Markdown):
         return value
+    return md_escape(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _md_escape_str(value: str) -> str:
     return md_escape(value)
 
 
@@ -263,9 +270,14 @@ def assess_controls(validation) -> list[ControlVerdict]:
 # --------------------------------------------------------------------------- the view
 
 
-@dataclass
+@dataclass(slots=True)
 class FlowRow:
-    """One movement of data on the map: a declared flow or a workload input, per placed site."""
+    """One movement of data on the map: a declared flow or a workload input, per placed site.
+
+    The route (sites, links, latency) and the declared flow's details are
+    filled in by :meth:`_Index.complete` when a table lists the row; the map
+    and the counts need only the class.
+    """
 
     label: str
     origin: str  # declared | input
@@ -283,7 +295,8 @@ class FlowRow:
     latency_ms: float | None = None
     state: str = "placed"  # placed | unplaced | unreachable
     encryption_class: str = "on-site"
-    routed: bool = False  # sites, links and latency filled in (Index.complete)
+    flow: object = field(default=None, repr=False)  # the declared flow, until its details are filled in
+    routed: bool = False  # sites, links and latency filled in
 
     @property
     def colour(self) -> str:
@@ -317,6 +330,7 @@ class _Index:
         self.teams = {w.id: (w.team or "(no team)") for w in spec.workloads}
         self._routes: dict[tuple[str, str], tuple] = {}
         self._hops: dict[str, dict] = {}
+        self._encrypted = {key: _value(link.encryption) != "none" for key, link in self.links.items()}
         self._component: dict[str, int] | None = None
 
     def sites_of(self, workload: str) -> list[str]:
@@ -347,6 +361,17 @@ class _Index:
         """Latency of the lowest-latency route (None: no route)."""
         return self.result.facts.graph.latencies_from(source).get(target)
 
+    def route(self, source: str, target: str) -> tuple:
+        """(reachable, sites, latency, link keys, every link encrypted) of the lowest-latency route."""
+        key = (source, target)
+        found = self._routes.get(key)
+        if found is None:
+            route = self.result.facts.graph.route(source, target)
+            encrypted = bool(route.links) and all(self._encrypted.get(k, False) for k in route.links)
+            found = (route.reachable, tuple(route.sites), route.latency_ms, route.links, encrypted)
+            self._routes[key] = found
+        return found
+
     def _hop(self, key: str) -> dict:
         hop = self._hops.get(key)
         if hop is None:
@@ -360,22 +385,17 @@ class _Index:
             self._hops[key] = hop
         return hop
 
-    def route(self, source: str, target: str) -> tuple:
-        """(reachable, sites, latency, link dicts, every link encrypted) of the lowest-latency route."""
-        key = (source, target)
-        found = self._routes.get(key)
-        if found is None:
-            route = self.result.facts.graph.route(source, target)
-            hops = tuple(self._hop(k) for k in route.links)
-            encrypted = bool(hops) and all(link["encryption"] != "none" for link in hops)
-            found = (route.reachable, tuple(route.sites), route.latency_ms, hops, encrypted)
-            self._routes[key] = found
-        return found
-
-    def complete(self, row: "FlowRow") -> "FlowRow":
-        """Fill in the route of a row whose class did not need it (see _flow_row)."""
+    def complete(self, row: FlowRow) -> FlowRow:
+        """Fill in what only a table prints: the declared flow's details and the route."""
+        if row.flow is not None:
+            flow, row.flow = row.flow, None
+            row.purpose = _value(flow.purpose) if flow.purpose is not None else None
+            row.transfer_mechanism = _value(flow.transfer_mechanism) if flow.transfer_mechanism is not None else None
+            row.frequency = _value(flow.frequency)
+            row.description = flow.description
         if row.state == "placed" and not row.routed:
-            _, row.sites, row.latency_ms, row.links, _ = self.route(row.source[2], row.target[2])
+            _, row.sites, row.latency_ms, keys, _ = self.route(row.source[2], row.target[2])
+            row.links = tuple(self._hop(k) for k in keys)
             row.routed = True
         return row
 
@@ -383,23 +403,8 @@ class _Index:
 _PERSONAL_VALUES = frozenset(c.value for c in PERSONAL)
 
 
-def _flow_row(index: _Index, label, origin, source, target, classification, flow=None) -> FlowRow:
-    encryption = _value(flow.encryption_in_transit) if flow is not None else None
-    row = FlowRow(
-        label=label,
-        origin=origin,
-        source=source,
-        target=target,
-        classification=classification,
-        personal=classification in _PERSONAL_VALUES,
-        encryption=encryption,
-        purpose=_value(flow.purpose) if flow is not None and flow.purpose is not None else None,
-        transfer_mechanism=(
-            _value(flow.transfer_mechanism) if flow is not None and flow.transfer_mechanism is not None else None
-        ),
-        frequency=_value(flow.frequency) if flow is not None else None,
-        description=flow.description if flow is not None else None,
-    )
+def _flow_row(index: _Index, label, origin, source, target, classification, encryption, flow) -> FlowRow:
+    row = FlowRow(label, origin, source, target, classification, classification in _PERSONAL_VALUES, encryption, flow=flow)
     if source[2] is None or target[2] is None:
         row.state, row.encryption_class = "unplaced", "unplaced"
         return row
@@ -408,17 +413,13 @@ def _flow_row(index: _Index, label, origin, source, target, classification, flow
         row.sites = (source[2], target[2])
         return row
     if encryption not in (None, "none"):
-        # Encrypted whatever the route: finding the route waits until a table lists the row.
+        # Encrypted whatever the route: the route waits until a table lists the row.
         row.encryption_class = "encrypted"
         return row
-    _, sites, latency, hops, link_encrypted = index.route(source[2], target[2])
-    row.routed = True
-    row.sites = sites
-    row.latency_ms = latency
-    row.links = hops
+    _, _, _, keys, link_encrypted = index.route(source[2], target[2])
     if link_encrypted:
         row.encryption_class = "link-only"
-    elif encryption == "none" or row.links:
+    elif encryption == "none" or keys:
         row.encryption_class = "unencrypted"
     else:
         row.encryption_class = "on-site"
@@ -443,18 +444,22 @@ def _flows(index: _Index) -> list[FlowRow]:
     result = index.result
     rows: list[FlowRow] = []
     for rf in result.facts.flows:
+        flow = rf.flow
+        classification, encryption = _value(flow.classification), _value(flow.encryption_in_transit)
         for source in _ends(index, rf.source):
             for target in _ends(index, rf.target):
-                rows.append(_flow_row(index, rf.flow.id, "declared", source, target, _value(rf.flow.classification), rf.flow))
+                rows.append(_flow_row(index, flow.id, "declared", source, target, classification, encryption, flow))
     datasets = index.datasets
     for w in result.spec.workloads:
+        targets = _ends(index, _End("workload", w.id))
         for name in w.inputs:
             d = datasets.get(name)
             if d is None:
                 continue
             source = ("dataset", d.id, d.site)
-            for target in _ends(index, _End("workload", w.id)):
-                rows.append(_flow_row(index, f"{d.id} \u2192 {w.id}", "input", source, target, _value(d.classification)))
+            classification = _value(d.classification)
+            for target in targets:
+                rows.append(_flow_row(index, f"{d.id} \u2192 {w.id}", "input", source, target, classification, None, None))
     order = {"declared": 0, "input": 1}
     rows.sort(key=lambda r: (order[r.origin], r.label, r.source[2] or "", r.target[2] or ""))
     return rows
@@ -950,12 +955,15 @@ def _generations(index: _Index) -> dict:
     gpus, reference = _generation_gpus(result)
     sizing = _sizing(spec, catalog, gpus) if gpus else {}
     rows = []
+    known: dict[tuple, list[dict]] = {}  # workloads that size alike and allow the same models share cells
+    answers: dict[tuple, tuple] = {}
     for w in sorted(spec.workloads, key=lambda w: w.id):
         ws = sizing.get(w.id)
         allowed = {catalog.gpu(a).id for a in w.accelerators}
-        cells = []
-        for s in ws or ():
-            cells.append(
+        key = (id(ws), tuple(sorted(allowed)))
+        cells = known.get(key)
+        if cells is None:
+            cells = known[key] = [
                 {
                     "gpu": s.gpu,
                     "generation": catalog.gpus[s.gpu].generation,
@@ -970,10 +978,14 @@ def _generations(index: _Index) -> dict:
                     "reference": s.gpu in reference,
                     "text": _sizing_text(s, ws, allowed),
                 }
-            )
+                for s in ws or ()
+            ]
         placed = index.placed.get(w.id, [])
         placed_sites = index.sites_of(w.id)
-        memory, memory_bound = _memory_answer(cells, ws.memory_known if ws else False)
+        answer_key = (key, ws.memory_known if ws else False)
+        if answer_key not in answers:
+            answers[answer_key] = _memory_answer(cells, answer_key[1])
+        memory, memory_bound = answers[answer_key]
         latency, margin, tight = _latency_answer(w, placed_sites, index)
         measured = {c["gpu"]: c for c in cells if c["measured"] is not None}
         rows.append(
@@ -1363,7 +1375,9 @@ def aggregate_diagram(agg: _Aggregate) -> Diagram:
     ]
     diagram, boxes = _layout(columns, items, gap=AGGREGATE_GAP)
     arrows = []
-    for edge in agg.edges:
+    rank = {c: i for i, c in enumerate(_CLASS_RANK)}
+    # The least protected are drawn last, over the others.
+    for edge in sorted(agg.edges, key=lambda e: -rank[_edge_class(e)]):
         src, dst = boxes[("place", edge["source"], "from")], boxes[("place", edge["target"], "to")]
         cls = _edge_class(edge)
         tooltip = f"{src.tooltip} \u2192 {dst.tooltip}: {_edge_text(edge)}"
@@ -1636,6 +1650,24 @@ def _forget(ref) -> None:
 # --------------------------------------------------------------------------- rendering
 
 
+class _Environment(jinja2.Environment):
+    """Looks ``row.key`` up in a view dict first, as ``row["key"]``.
+
+    Jinja tries the attribute first and the item after a failed getattr,
+    which is most of the time spent on a table of thousands of rows. The
+    result is the same: no view dict has a key named like a dict method that
+    a template calls.
+    """
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=None)
 def _environment(kind: str) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(templates_dir() / "report"))
@@ -1643,8 +1675,8 @@ def _environment(kind: str) -> jinja2.Environment:
         loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
     )
     if kind == "html":
-        return jinja2.Environment(autoescape=True, **common)
-    env = jinja2.Environment(autoescape=False, finalize=_md_finalize, **common)
+        return _Environment(autoescape=True, **common)
+    env = _Environment(autoescape=False, finalize=_md_finalize, **common)
     env.filters["code"] = lambda text, info="text": md_code_block(str(text), info)
     return env
 

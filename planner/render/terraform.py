@@ -52,29 +52,24 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 # --------------------------------------------------------------------------- HCL text
 
 
+# What hcl_string escapes, character by character.
+_HCL_ESCAPES = {
+    **{c: f"\\u{c:04x}" for c in (*range(0x20), 0x7F, 0x2028, 0x2029)},
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+
+
 def hcl_string(text: str) -> str:
     """``text`` as a quoted HCL string literal that evaluates to ``text`` exactly.
 
     Backslash escapes for quotes and control characters, and ``${`` / ``%{``
     doubled so that nothing in the text is read as interpolation or a directive.
     """
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F or 0x2028 <= ord(ch) <= 0x2029:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    body = "".join(out).replace("${", "$${").replace("%{", "%%{")
+    body = text.translate(_HCL_ESCAPES).replace("${", "$${").replace("%{", "%%{")
     return f'"{body}"'
 
 
@@ -199,8 +194,8 @@ def _accelerator(gpu: str, instance: str | None) -> str:
     return GKE_ACCELERATORS.get(gpu, f"nvidia-{gpu.lower()}")
 
 
-def _site_plan(result, site) -> _SitePlan:
-    placements = sorted((p for p in result.plan.placements if p.site == site.id), key=lambda p: (p.pool, p.workload, p.replica))
+def _site_plan(result, site, at_site: list) -> _SitePlan:
+    placements = sorted(at_site, key=lambda p: (p.pool, p.workload, p.replica))
     used = sorted({p.pool for p in placements})
     resolved = result.facts.pools_by_key
     pools: dict[str, dict] = {}
@@ -306,9 +301,12 @@ _PLAN_FILES = ("versions.tf", "variables.tf", "main.tf", "checks.tf", "outputs.t
 def render_terraform(result) -> dict[str, str]:
     """``{"terraform/<site>/<file>": content}`` for every cloud site with placements."""
     env = _environment()
+    at_site: dict[str, list] = {}
+    for p in result.plan.placements:
+        at_site.setdefault(p.site, []).append(p)
     files: dict[str, str] = {}
     for site in _cloud_sites(result):
-        sp = _site_plan(result, site)
+        sp = _site_plan(result, site, at_site[site.id])
         provider = PROVIDERS.get(site.provider)
         context = {
             "site": _site_info(site),

@@ -20,19 +20,31 @@ Reason codes are a contract (they appear in plan.json and in reports):
 
 Policy denials are an input (workload -> site -> [(rule id, message)]), so
 this module does not depend on the policy engine; :func:`expand_denials` turns
-the class-level output of ``evaluate_placement`` into that mapping.
+the class-level output of ``evaluate_placement`` into that mapping, keeping the
+classes underneath (a :class:`DenialMap`) so that nothing is expanded per
+(workload, site) unless someone asks for it.
 
 Workloads that agree on everything these checks read are evaluated once per
 class. Latency depends on where the inputs are, so the inputs (dataset and
-site) are part of the class key.
+site) are part of the class key. The checks themselves run as boolean masks
+over all sites and pools, and the pieces are shared between classes: a
+placement constraint, a set of denials, the latency from one set of input
+sites under one budget, one sizing. Only the admissible pairs are kept, as
+arrays (:class:`CandidateArrays`); ``Candidate`` objects, per-site reasons and
+latencies are built when first read (explanations read a few workloads, the
+solver reads arrays).
 """
 
 from __future__ import annotations
 
-import json
+import gc
+import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from planner.spec.models import Spec, Workload
 
@@ -40,6 +52,8 @@ __all__ = [
     "CONSTRAINTS",
     "Admissibility",
     "Candidate",
+    "CandidateArrays",
+    "DenialMap",
     "Reason",
     "SizeInfo",
     "WorkloadAdmissibility",
@@ -110,40 +124,42 @@ class Candidate:
     latency_ms: float  # sum of the latencies from each input dataset's site
 
 
-@dataclass(frozen=True)
-class WorkloadAdmissibility:
-    workload: str
-    class_id: str
-    replicas: int  # replicas to place (the most any admissible GPU model needs)
-    candidates: tuple[Candidate, ...]
-    site_reasons: Mapping[str, tuple[Reason, ...]]  # every rejected site -> all its reasons
-    pool_reasons: Mapping[str, tuple[Reason, ...]]  # rejected pools at admissible sites, by pool key
-    latency: Mapping[str, float | None]  # site -> summed latency to the inputs (None: unreachable)
-    sizing: Mapping[str, SizeInfo]  # every catalog GPU model
+class CandidateArrays:
+    """The admissible pools of a class as arrays, aligned with ``Admissibility.pools``.
+
+    ``shape`` numbers the distinct (pools, gpus, replicas, nodes) tuples and
+    ``inputs`` the distinct input-site lists (which decide ``latency``): two
+    classes with the same ``shape`` are interchangeable for every objective
+    but latency, and with the same ``inputs`` too for that one. Arrays are
+    shared between classes: do not modify them.
+    """
+
+    __slots__ = ("pools", "gpus", "replicas", "nodes", "shape", "inputs", "_latsum", "_pool_site", "_latency")
+
+    def __init__(self, pools, gpus, replicas, nodes, shape: int, inputs: int, latsum: np.ndarray, pool_site: np.ndarray) -> None:
+        self.pools = pools  # int32 pool indices, ascending (spec order)
+        self.gpus = gpus  # int64 GPUs per replica
+        self.replicas = replicas  # int64 replicas needed on this pool's GPU model
+        self.nodes = nodes  # int64 whole nodes per replica (0: the replica fits on one node)
+        self.shape = shape
+        self.inputs = inputs
+        self._latsum = latsum
+        self._pool_site = pool_site
+        self._latency: np.ndarray | None = None
 
     @property
-    def admissible_sites(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for c in self.candidates:
-            seen.setdefault(c.site, None)
-        return tuple(seen)
+    def latency(self) -> np.ndarray:
+        """float64 summed latency to the inputs, per candidate."""
+        if self._latency is None:
+            self._latency = self._latsum[self._pool_site[self.pools]]
+        return self._latency
 
-    def primary(self, site: str) -> Reason | None:
-        """The reason a summary counts for a rejected site."""
-        reasons = self.site_reasons.get(site)
-        if not reasons:
-            return None
-        return min(reasons, key=lambda r: (0 if r.is_rule else 1, _PRIMARY_ORDER.get(r.code, 99), r.sort_key()))
+    def latency_of(self, pool: int) -> float:
+        """Summed latency to the inputs from one pool's site."""
+        return float(self._latsum[self._pool_site[pool]])
 
-
-@dataclass(frozen=True)
-class Admissibility:
-    workloads: Mapping[str, WorkloadAdmissibility]
-    classes: Mapping[str, tuple[str, ...]]  # class id -> member workloads
-    sites: tuple[str, ...]
-    pair_count: int  # admissible (workload, pool) pairs built
-    considered: int  # (workload class, pool) pairs examined
-    notes: tuple[str, ...] = field(default=())
+    def __len__(self) -> int:
+        return len(self.pools)
 
 
 # --------------------------------------------------------------------------- sizing
@@ -202,12 +218,30 @@ def _measured(throughput: Mapping[str, float], gpu) -> float | None:
     return None
 
 
-def _sizing_key(w: Workload) -> str:
-    fields = {"kind", "model", "gpus", "gpu_memory_gb", "replicas", "concurrency", "training_method", "throughput", "demand"}
-    return json.dumps(w.model_dump(mode="json", include=fields), sort_keys=True)
+def _sizing_key(w: Workload) -> tuple:
+    """Everything sizing reads from a workload, as a hashable value."""
+    model = w.model
+    model_key = None
+    if model is not None:
+        model_key = tuple(sorted(vars(model).items()))
+        try:
+            hash(model_key)
+        except TypeError:
+            model_key = repr(model)
+    return (
+        w.kind,
+        model_key,
+        w.gpus,
+        w.gpu_memory_gb,
+        w.replicas,
+        w.concurrency,
+        w.training_method,
+        tuple(sorted(w.throughput.items())),
+        w.demand,
+    )
 
 
-def _from_shared(spec: Spec, catalog, representatives: dict[str, Workload]) -> dict[str, dict[str, SizeInfo]] | None:
+def _from_shared(spec: Spec, catalog, representatives: dict) -> dict[object, dict[str, SizeInfo]] | None:
     """Sizing from planner.catalog.workload_sizing, on every catalog GPU model.
 
     Accelerators are checked here (as their own ``accelerator`` reason), so
@@ -221,7 +255,7 @@ def _from_shared(spec: Spec, catalog, representatives: dict[str, Workload]) -> d
     unrestricted = [w.model_copy(update={"accelerators": []}) for w in representatives.values()]
     stripped = spec.model_copy(update={"workloads": unrestricted})
     result = size_workloads(stripped, catalog, gpu_ids=catalog.gpu_ids())
-    out: dict[str, dict[str, SizeInfo]] = {}
+    out: dict[object, dict[str, SizeInfo]] = {}
     for key, w in representatives.items():
         out[key] = {
             s.gpu: SizeInfo(s.gpu, bool(s.fits), s.reason, int(s.gpus_per_replica), int(s.replicas), s.headroom_gb)
@@ -235,10 +269,11 @@ def size_workloads_for(spec: Spec, catalog) -> dict[str, dict[str, SizeInfo]]:
 
     Uses :func:`planner.catalog.workload_sizing.size_workloads` (the same
     sizing reports show); falls back to :mod:`planner.catalog.sizing` directly
-    where that module is not installed.
+    where that module is not installed. Workloads with the same sizing inputs
+    share one (read-only) mapping.
     """
-    representatives: dict[str, Workload] = {}
-    key_of: dict[str, str] = {}
+    representatives: dict[object, Workload] = {}
+    key_of: dict[str, object] = {}
     for w in spec.workloads:
         key = _sizing_key(w)
         representatives.setdefault(key, w)
@@ -253,29 +288,125 @@ def size_workloads_for(spec: Spec, catalog) -> dict[str, dict[str, SizeInfo]]:
 # --------------------------------------------------------------------------- denials
 
 
-def expand_denials(denials: Iterable, placement_doc: Mapping) -> dict[str, dict[str, list[tuple[str, str]]]]:
+class DenialMap(Mapping):
+    """Placement denials, workload -> site -> [(rule id, message)], stored by class.
+
+    ``evaluate_placement`` decides per (workload class, site class); expanding
+    that to every (workload, site) costs workloads x sites, so the classes are
+    kept and a workload's mapping is built when it is read. Reading gives a
+    fresh dict (sites in the order the denials name them, each list sorted);
+    :func:`admissibility` reads the classes directly.
+    """
+
+    def __init__(
+        self,
+        by_class: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]],
+        members: Mapping[str, Sequence[str]],
+        site_members: Mapping[str, Sequence[str]],
+    ) -> None:
+        self._by_class = {wc: {sc: tuple(sorted(v)) for sc, v in per.items()} for wc, per in by_class.items()}
+        self._site_members = {sc: tuple(v) for sc, v in site_members.items()}
+        classes_of: dict[str, list[str]] = {}
+        for wc in self._by_class:
+            for w in members.get(wc, ()):
+                classes_of.setdefault(w, []).append(wc)
+        self._classes_of = {w: tuple(dict.fromkeys(v)) for w, v in classes_of.items()}
+        self._merged: dict[tuple[str, ...], dict[str, tuple[tuple[str, str], ...]]] = {}
+
+    def key(self, workload: str) -> tuple[str, ...]:
+        """The workload classes whose denials apply (equal keys, equal denials)."""
+        return self._classes_of.get(workload, ())
+
+    def sites(self, key: tuple[str, ...]) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Denied sites of a key -> sorted (rule id, message) pairs; shared, do not modify."""
+        found = self._merged.get(key)
+        if found is None:
+            merged: dict[str, list[tuple[str, str]]] = {}
+            for wc in key:
+                for sc, entries in self._by_class.get(wc, {}).items():
+                    for s in self._site_members.get(sc, ()):
+                        bucket = merged.setdefault(s, [])
+                        bucket.extend(e for e in entries if e not in bucket)
+            found = self._merged[key] = {s: tuple(sorted(v)) for s, v in merged.items()}
+        return found
+
+    def denied_sites(self, key: tuple[str, ...]) -> list[str]:
+        """The sites a key denies (without building their messages)."""
+        out: list[str] = []
+        for wc in key:
+            for sc, entries in self._by_class.get(wc, {}).items():
+                if entries:
+                    out += self._site_members.get(sc, ())
+        return out
+
+    def __getitem__(self, workload: str) -> dict[str, list[tuple[str, str]]]:
+        key = self._classes_of[workload]
+        per = self.sites(key)
+        if not per:
+            raise KeyError(workload)
+        return {s: list(v) for s, v in per.items()}
+
+    def __contains__(self, workload: object) -> bool:
+        return workload in self._classes_of and bool(self.sites(self._classes_of[workload]))
+
+    def __iter__(self) -> Iterator[str]:
+        return (w for w, key in self._classes_of.items() if self.sites(key))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"DenialMap({len(self._by_class)} workload classes, {len(self._classes_of)} workloads)"
+
+
+def expand_denials(denials: Iterable, placement_doc: Mapping) -> DenialMap:
     """Class-level placement denials -> workload -> site -> [(rule id, message)].
 
     ``denials`` are objects with ``rule`` (having ``id``), ``workload_class``,
     ``site_class`` and ``message`` (``evaluate_placement``'s output);
     ``placement_doc`` is the document they were evaluated on, whose classes
-    list their ``members``.
+    list their ``members``. The result is a read-only mapping that keeps the
+    classes (see :class:`DenialMap`).
     """
-    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
-    workloads = placement_doc["workloads"]
-    sites = placement_doc["sites"]
+    by_class: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for d in denials:
         rule_id = getattr(d.rule, "id", d.rule)
-        for w in workloads[d.workload_class]["members"]:
-            for s in sites[d.site_class]["members"]:
-                entry = (str(rule_id), str(d.message))
-                bucket = out.setdefault(w, {}).setdefault(s, [])
-                if entry not in bucket:
-                    bucket.append(entry)
-    for per in out.values():
-        for s in per:
-            per[s].sort()
-    return out
+        entry = (str(rule_id), str(d.message))
+        bucket = by_class.setdefault(d.workload_class, {}).setdefault(d.site_class, [])
+        if entry not in bucket:
+            bucket.append(entry)
+    workloads = placement_doc["workloads"]
+    sites = placement_doc["sites"]
+    members = {wc: workloads[wc]["members"] for wc in by_class}
+    site_members = {sc: sites[sc]["members"] for per in by_class.values() for sc in per}
+    return DenialMap(by_class, members, site_members)
+
+
+class _Denials:
+    """Per workload: a key (equal keys, equal denials) and the denied sites of a key."""
+
+    def __init__(self, policy_denials: PolicyDenials | None) -> None:
+        self.source = {} if policy_denials is None else policy_denials
+        self.by_class = isinstance(self.source, DenialMap)
+        self._plain: dict[tuple, dict[str, tuple[tuple[str, str], ...]]] = {}
+
+    def key(self, workload: str) -> tuple:
+        if self.by_class:
+            return ("classes", *self.source.key(workload))
+        per = self.source.get(workload) or {}
+        frozen = tuple(sorted((s, tuple(sorted(set(v)))) for s, v in per.items() if v))
+        self._plain.setdefault(frozen, dict(frozen))
+        return frozen
+
+    def sites(self, key: tuple) -> Mapping[str, tuple[tuple[str, str], ...]]:
+        if self.by_class:
+            return self.source.sites(key[1:])
+        return self._plain[key]
+
+    def denied_sites(self, key: tuple) -> Iterable[str]:
+        if self.by_class:
+            return self.source.denied_sites(key[1:])
+        return self._plain[key].keys()
 
 
 # --------------------------------------------------------------------------- checks
@@ -329,122 +460,467 @@ def _pool_reasons(accelerators: tuple[str, ...], sizing: Mapping[str, SizeInfo],
     return out
 
 
+class _Tables:
+    """Sites and pools as index arrays (pool order is the facts' order: spec order)."""
+
+    def __init__(self, spec: Spec, facts) -> None:
+        self.sites = tuple(spec.sites)
+        self.site_ids = tuple(s.id for s in spec.sites)
+        self.site_index = {s: n for n, s in enumerate(self.site_ids)}
+        self.pools = list(facts.pools)
+        self.pool_keys = tuple(p.key for p in self.pools)
+        self.pool_site = np.array([self.site_index.get(p.site, -1) for p in self.pools], dtype=np.int32)
+        self.gpu_models = tuple(sorted({p.gpu for p in self.pools}))
+        gidx = {g: n for n, g in enumerate(self.gpu_models)}
+        self.pool_gpu = np.array([gidx[p.gpu] for p in self.pools], dtype=np.int32)
+        self.pool_per_node = np.array([p.gpus_per_node for p in self.pools], dtype=np.int64)
+        self.pool_nodes = np.array([p.nodes for p in self.pools], dtype=np.int64)
+        self.pools_at: dict[int, list[int]] = {}
+        for n, p in enumerate(self.pools):
+            self.pools_at.setdefault(self.site_index.get(p.site, -1), []).append(n)
+        self.has_pools = np.zeros(len(self.site_ids), dtype=bool)
+        for s in self.pools_at:
+            if s >= 0:
+                self.has_pools[s] = True
+        self.pool_index = {key: n for n, key in enumerate(self.pool_keys)}
+
+
+class _Class:
+    """One admissibility class: its arrays, and its reasons and candidates when first read."""
+
+    def __init__(self, tables, rep: Workload, accel, sizing, denials, denial_key, inputs, arrays, latsum) -> None:
+        self.tables = tables
+        self.rep = rep
+        self.accel = accel
+        self.sizing = sizing
+        self._denials = denials
+        self._denial_key = denial_key
+        self.inputs = inputs  # (dataset, latencies from its site)
+        self.arrays = arrays
+        self.latsum = latsum  # summed latency per site, nan where an input is unreachable
+        self._site_ok: np.ndarray | None = None
+        self._candidates: tuple[Candidate, ...] | None = None
+        self._by_pool: dict[str, Candidate] | None = None
+        self._admissible: tuple[str, ...] | None = None
+        self._site_reasons: _SiteReasons | None = None
+        self._pool_reasons: Mapping[str, tuple[Reason, ...]] | None = None
+        self._latency: _Latency | None = None
+
+    @property
+    def site_ok(self) -> np.ndarray:
+        """Admissible sites (bool per site)."""
+        if self._site_ok is None:
+            ok = np.zeros(len(self.tables.site_ids), dtype=bool)
+            ok[self.tables.pool_site[self.arrays.pools]] = True
+            self._site_ok = ok
+        return self._site_ok
+
+    @property
+    def denied(self) -> Mapping[str, tuple[tuple[str, str], ...]]:
+        """Site -> sorted (rule id, message) pairs."""
+        return self._denials.sites(self._denial_key)
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        if self._candidates is None:
+            t = self.tables
+            a = self.arrays
+            out = []
+            for j, p in enumerate(a.pools.tolist()):
+                pool = t.pools[p]
+                out.append(
+                    Candidate(
+                        t.pool_keys[p], pool.site, pool.gpu, int(a.gpus[j]), int(a.replicas[j]), int(a.nodes[j]), float(a.latency[j])
+                    )
+                )
+            self._candidates = tuple(out)
+        return self._candidates
+
+    def candidate(self, pool_key: str) -> Candidate:
+        if self._candidates is not None:
+            if self._by_pool is None:
+                self._by_pool = {c.pool: c for c in self._candidates}
+            return self._by_pool[pool_key]
+        t = self.tables
+        a = self.arrays
+        p = t.pool_index[pool_key]
+        j = int(np.searchsorted(a.pools, p))
+        if j >= len(a.pools) or a.pools[j] != p:
+            raise KeyError(pool_key)
+        pool = t.pools[p]
+        return Candidate(pool_key, pool.site, pool.gpu, int(a.gpus[j]), int(a.replicas[j]), int(a.nodes[j]), float(a.latency[j]))
+
+    @property
+    def admissible_sites(self) -> tuple[str, ...]:
+        if self._admissible is None:
+            ids = self.tables.site_ids
+            self._admissible = tuple(ids[s] for s in np.flatnonzero(self.site_ok).tolist())
+        return self._admissible
+
+    @property
+    def site_reasons(self) -> Mapping[str, tuple[Reason, ...]]:
+        if self._site_reasons is None:
+            self._site_reasons = _SiteReasons(self)
+        return self._site_reasons
+
+    @property
+    def pool_reasons(self) -> Mapping[str, tuple[Reason, ...]]:
+        if self._pool_reasons is None:
+            t = self.tables
+            out: dict[str, tuple[Reason, ...]] = {}
+            for s in np.flatnonzero(self.site_ok).tolist():
+                for p in t.pools_at.get(s, ()):
+                    pr = _pool_reasons(self.accel, self.sizing, t.pools[p])
+                    if pr:
+                        out[t.pool_keys[p]] = tuple(pr)
+            self._pool_reasons = out
+        return self._pool_reasons
+
+    @property
+    def latency(self) -> Mapping[str, float | None]:
+        if self._latency is None:
+            self._latency = _Latency(self.tables, self.latsum)
+        return self._latency
+
+    def reasons_at(self, s: int) -> tuple[Reason, ...]:
+        """Every reason site ``s`` is rejected (it must be rejected)."""
+        t = self.tables
+        site = t.sites[s]
+        w = self.rep
+        reasons = _placement_reasons(w, site)
+        for rule_id, message in sorted(set(self.denied.get(site.id, ()))):
+            reasons.append(Reason(site.id, rule_id, message, kind="rule"))
+        for d, lat in self.inputs:
+            dist = lat.get(site.id)
+            if dist is None:
+                reasons.append(Reason(site.id, "latency", f"no route from {d.id} site {d.site}"))
+            elif w.max_latency_ms is not None and dist > w.max_latency_ms + 1e-9:
+                reasons.append(
+                    Reason(site.id, "latency", f"{fmt_ms(dist)} ms > {fmt_ms(w.max_latency_ms)} ms from {d.id} at {d.site}")
+                )
+        at = t.pools_at.get(s, ())
+        if not at:
+            reasons.append(Reason(site.id, "capacity", "site has no GPU pools"))
+        for p in at:
+            reasons += _pool_reasons(self.accel, self.sizing, t.pools[p])
+        return tuple(sorted(set(reasons), key=Reason.sort_key))
+
+
+class _SiteReasons(Mapping):
+    """Rejected site -> all its reasons, computed per site when read."""
+
+    def __init__(self, cls: _Class) -> None:
+        self._cls = cls
+        ids = cls.tables.site_ids
+        self._rejected = {ids[s]: s for s in np.flatnonzero(~cls.site_ok).tolist()}
+        self._cache: dict[str, tuple[Reason, ...]] = {}
+
+    def __getitem__(self, site: str) -> tuple[Reason, ...]:
+        found = self._cache.get(site)
+        if found is None:
+            found = self._cache[site] = self._cls.reasons_at(self._rejected[site])
+        return found
+
+    def __contains__(self, site: object) -> bool:
+        return site in self._rejected
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rejected)
+
+    def __len__(self) -> int:
+        return len(self._rejected)
+
+
+class _Latency(Mapping):
+    """Site -> summed latency to the inputs (None: some input unreachable)."""
+
+    def __init__(self, tables: _Tables, latsum: np.ndarray) -> None:
+        self._tables = tables
+        self._latsum = latsum
+
+    def __getitem__(self, site: str) -> float | None:
+        value = self._latsum[self._tables.site_index[site]]
+        return None if math.isnan(value) else float(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables.site_ids)
+
+    def __len__(self) -> int:
+        return len(self._tables.site_ids)
+
+
+class WorkloadAdmissibility:
+    """One workload's admissible pools (``candidates``) and every rejected site's reasons.
+
+    Workloads of one class share everything but ``workload``, ``replicas``
+    (sizing may differ on GPU models that no pool has) and ``sizing``.
+    """
+
+    __slots__ = ("workload", "class_id", "replicas", "sizing", "_cls")
+
+    def __init__(self, workload: str, class_id: str, replicas: int, sizing: Mapping[str, SizeInfo], cls: _Class) -> None:
+        self.workload = workload
+        self.class_id = class_id
+        self.replicas = replicas  # replicas to place (the most any admissible GPU model needs)
+        self.sizing = sizing  # every catalog GPU model
+        self._cls = cls
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return self._cls.candidates
+
+    @property
+    def arrays(self) -> CandidateArrays:
+        return self._cls.arrays
+
+    @property
+    def site_reasons(self) -> Mapping[str, tuple[Reason, ...]]:
+        """Every rejected site -> all its reasons."""
+        return self._cls.site_reasons
+
+    @property
+    def pool_reasons(self) -> Mapping[str, tuple[Reason, ...]]:
+        """Rejected pools at admissible sites, by pool key."""
+        return self._cls.pool_reasons
+
+    @property
+    def latency(self) -> Mapping[str, float | None]:
+        """Site -> summed latency to the inputs (None: unreachable)."""
+        return self._cls.latency
+
+    @property
+    def admissible_sites(self) -> tuple[str, ...]:
+        return self._cls.admissible_sites
+
+    def candidate(self, pool: str) -> Candidate:
+        """The candidate on one pool key (KeyError when that pool is not admissible)."""
+        return self._cls.candidate(pool)
+
+    def primary(self, site: str) -> Reason | None:
+        """The reason a summary counts for a rejected site."""
+        reasons = self.site_reasons.get(site)
+        if not reasons:
+            return None
+        return min(reasons, key=lambda r: (0 if r.is_rule else 1, _PRIMARY_ORDER.get(r.code, 99), r.sort_key()))
+
+    def __repr__(self) -> str:
+        return f"WorkloadAdmissibility({self.workload!r}, class {self.class_id}, {len(self._cls.arrays)} candidates)"
+
+
+@dataclass(frozen=True)
+class Admissibility:
+    workloads: Mapping[str, WorkloadAdmissibility]
+    classes: Mapping[str, tuple[str, ...]]  # class id -> member workloads
+    sites: tuple[str, ...]
+    pair_count: int  # admissible (workload, pool) pairs
+    considered: int  # (workload class, pool) pairs examined
+    notes: tuple[str, ...] = field(default=())
+    pools: tuple[str, ...] = field(default=())  # pool keys, the index space of CandidateArrays.pools
+
+
+@contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector: a large spec makes every full collection scan it all.
+
+    The solver builds many small objects and no reference cycles, so the
+    collections it would trigger only cost time (seconds at 10,000 workloads).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def admissibility(spec: Spec, facts, policy_denials: PolicyDenials | None = None, sizing=None) -> Admissibility:
     """Admissible (site, pool) pairs per workload, and every rejected site's reasons."""
-    policy_denials = policy_denials or {}
+    with gc_paused():
+        return _admissibility(spec, facts, policy_denials, sizing)
+
+
+def _admissibility(spec: Spec, facts, policy_denials: PolicyDenials | None, sizing) -> Admissibility:
+    denials = _Denials(policy_denials)
     catalog = facts.catalog
     if sizing is None:
         sizing = size_workloads_for(spec, catalog)
+    t = _Tables(spec, facts)
+    n_sites = len(t.site_ids)
     datasets = {d.id: d for d in spec.datasets}
-    pools_at: dict[str, list] = {}
-    for p in facts.pools:
-        pools_at.setdefault(p.site, []).append(p)
-    site_ids = tuple(s.id for s in spec.sites)
-    pool_gpus = sorted({p.gpu for p in facts.pools})
 
-    # Latency from each dataset site to every site, computed once per source site.
-    lat_from: dict[str, dict[str, float]] = {}
+    lat_rows: dict[str, tuple[dict[str, float], np.ndarray]] = {}
 
-    def latencies(src: str) -> dict[str, float]:
-        if src not in lat_from:
-            lat_from[src] = dict(facts.graph.latencies_from(src))
-        return lat_from[src]
+    def latencies(src: str) -> tuple[dict[str, float], np.ndarray]:
+        found = lat_rows.get(src)
+        if found is None:
+            lat = facts.graph.latencies_from(src)
+            row = np.full(n_sites, np.nan)
+            if lat:
+                at = np.fromiter(map(t.site_index.get, lat, itertools.repeat(-1)), dtype=np.int64, count=len(lat))
+                dist = np.fromiter(lat.values(), dtype=float, count=len(lat))
+                row[at[at >= 0]] = dist[at >= 0]
+            found = lat_rows[src] = (lat, row)
+        return found
 
+    accel_of: dict[tuple[str, ...], tuple[str, ...]] = {}
+    sizing_sig: dict[int, tuple] = {}
+
+    def accel_for(w: Workload) -> tuple[str, ...]:
+        raw = tuple(w.accelerators)
+        found = accel_of.get(raw)
+        if found is None:
+            found = accel_of[raw] = tuple(sorted({_canonical_gpu(catalog, a) for a in raw}))
+        return found
+
+    def sizing_key(sz: Mapping[str, SizeInfo]) -> tuple:
+        found = sizing_sig.get(id(sz))
+        if found is None:
+            found = tuple(
+                (g, sz[g].fits, sz[g].reason, sz[g].gpus_per_replica, sz[g].replicas) if g in sz else (g,) for g in t.gpu_models
+            )
+            sizing_sig[id(sz)] = found
+        return found
+
+    # classes, in order of first member
+    keys: dict[tuple, str] = {}
     classes: dict[str, list[str]] = {}
-    keys: dict[str, str] = {}
+    class_key: dict[str, tuple] = {}
     for w in spec.workloads:
-        accel = tuple(sorted({_canonical_gpu(catalog, a) for a in w.accelerators}))
-        sz = sizing[w.id]
-        signature = {
-            "accelerators": accel,
-            "sizing": [(g, sz[g].fits, sz[g].reason, sz[g].gpus_per_replica, sz[g].replicas) for g in pool_gpus if g in sz],
-            "placement": w.placement.model_dump(mode="json"),
-            "inputs": [(name, datasets[name].site) for name in w.inputs if name in datasets],
-            "max_latency_ms": w.max_latency_ms,
-            "denials": sorted((s, sorted(v)) for s, v in policy_denials.get(w.id, {}).items()),
-        }
-        key = json.dumps(signature, sort_keys=True, default=str)
-        if key not in keys:
-            keys[key] = f"ac{len(keys) + 1}"
-            classes[keys[key]] = []
-        classes[keys[key]].append(w.id)
+        p = w.placement
+        key = (
+            accel_for(w),
+            sizing_key(sizing[w.id]),
+            (tuple(p.sites), tuple(p.avoid), tuple(k.value for k in p.kinds)),
+            tuple((name, datasets[name].site) for name in w.inputs if name in datasets),
+            w.max_latency_ms,
+            denials.key(w.id),
+        )
+        class_id = keys.get(key)
+        if class_id is None:
+            class_id = keys[key] = f"ac{len(keys) + 1}"
+            classes[class_id] = []
+            class_key[class_id] = key
+        classes[class_id].append(w.id)
 
-    by_id = {w.id: w for w in spec.workloads}
-    out: dict[str, WorkloadAdmissibility] = {}
-    pairs = 0
-    considered = 0
-    for class_id, members in classes.items():
-        w = by_id[members[0]]
-        accel = tuple(sorted({_canonical_gpu(catalog, a) for a in w.accelerators}))
-        sz = sizing[w.id]
-        denials = policy_denials.get(w.id, {})
-        inputs = [datasets[name] for name in w.inputs if name in datasets]
-        candidates: list[Candidate] = []
-        site_reasons: dict[str, tuple[Reason, ...]] = {}
-        pool_reasons: dict[str, tuple[Reason, ...]] = {}
-        latency: dict[str, float | None] = {}
-        for site in spec.sites:
-            reasons: list[Reason] = []
-            reasons += _placement_reasons(w, site)
-            for rule_id, message in sorted(set(denials.get(site.id, ()))):
-                reasons.append(Reason(site.id, rule_id, message, kind="rule"))
-            total = 0.0
-            reachable = True
-            for d in inputs:
-                dist = latencies(d.site).get(site.id)
-                if dist is None:
-                    reachable = False
-                    reasons.append(Reason(site.id, "latency", f"no route from {d.id} site {d.site}"))
-                    continue
-                total += dist
-                if w.max_latency_ms is not None and dist > w.max_latency_ms + 1e-9:
-                    reasons.append(
-                        Reason(site.id, "latency", f"{fmt_ms(dist)} ms > {fmt_ms(w.max_latency_ms)} ms from {d.id} at {d.site}")
-                    )
-            latency[site.id] = total if reachable else None
-            site_pools = pools_at.get(site.id, [])
-            if not site_pools:
-                reasons.append(Reason(site.id, "capacity", "site has no GPU pools"))
-            ok_pools = []
-            bad_pool_reasons: list[Reason] = []
-            for pool in site_pools:
-                considered += 1
-                pr = _pool_reasons(accel, sz, pool)
-                if pr:
-                    bad_pool_reasons += pr
-                    pool_reasons[pool.key] = tuple(pr)
-                else:
-                    ok_pools.append(pool)
-            if reasons or not ok_pools:
-                site_reasons[site.id] = tuple(sorted(set(reasons + bad_pool_reasons), key=Reason.sort_key))
-                for pool in site_pools:
-                    pool_reasons.pop(pool.key, None)
+    # The checks as masks. Rows are shared: per (accelerators, sizing) over pools, per
+    # placement constraint, per set of denials and per (input sites, budget) over sites.
+    def intern(table: dict, key) -> int:
+        found = table.get(key)
+        if found is None:
+            found = table[key] = len(table)
+        return found
+
+    pk_keys: dict[tuple, int] = {}
+    pl_keys: dict[tuple, int] = {}
+    dn_keys: dict[tuple, int] = {}
+    lk_keys: dict[tuple, int] = {}
+    n_classes = len(classes)
+    c_pk = np.zeros(n_classes, dtype=np.int64)
+    c_pl = np.zeros(n_classes, dtype=np.int64)
+    c_dn = np.zeros(n_classes, dtype=np.int64)
+    c_lk = np.zeros(n_classes, dtype=np.int64)
+    for c, class_id in enumerate(classes):
+        accel, sig, place_key, inputs_key, budget, denial_key = class_key[class_id]
+        c_pk[c] = intern(pk_keys, (accel, sig))
+        c_pl[c] = intern(pl_keys, place_key)
+        c_dn[c] = intern(dn_keys, denial_key)
+        c_lk[c] = intern(lk_keys, (tuple(site for _, site in inputs_key), budget))
+
+    n_pools = len(t.pools)
+    ok_pool = np.zeros((len(pk_keys), n_pools), dtype=bool)
+    g_pool = np.ones((len(pk_keys), n_pools), dtype=np.int64)
+    r_pool = np.ones((len(pk_keys), n_pools), dtype=np.int64)
+    k_pool = np.zeros((len(pk_keys), n_pools), dtype=np.int64)
+    for (accel, sig), i in pk_keys.items():
+        n = len(t.gpu_models)
+        ok_gpu = np.zeros(n, dtype=bool)
+        gpus = np.ones(n, dtype=np.int64)
+        replicas = np.ones(n, dtype=np.int64)
+        for gi, entry in enumerate(sig):
+            if len(entry) == 1:  # no sizing for this GPU model
                 continue
-            for pool in ok_pools:
-                info = sz[pool.gpu]
-                g = info.gpus_per_replica
-                k = math.ceil(g / pool.gpus_per_node) if g > pool.gpus_per_node else 0
-                candidates.append(Candidate(pool.key, site.id, pool.gpu, g, info.replicas, k, total))
-        cands = tuple(candidates)
+            g, fits, _, per, reps = entry
+            ok_gpu[gi] = fits and (not accel or g in accel)
+            gpus[gi] = per
+            replicas[gi] = reps
+        g_pool[i] = gpus[t.pool_gpu]
+        r_pool[i] = replicas[t.pool_gpu]
+        k_pool[i] = np.where(g_pool[i] > t.pool_per_node, -(-g_pool[i] // t.pool_per_node), 0)
+        ok_pool[i] = ok_gpu[t.pool_gpu] & (k_pool[i] <= t.pool_nodes)
+
+    placement_bad = np.zeros((len(pl_keys), n_sites), dtype=bool)
+    for (only, avoid, kinds), i in pl_keys.items():
+        only, avoid, kinds = set(only), set(avoid), set(kinds)
+        placement_bad[i] = [
+            bool((only and site.id not in only) or site.id in avoid or (kinds and site.kind.value not in kinds)) for site in t.sites
+        ]
+    denied_bad = np.zeros((len(dn_keys), n_sites), dtype=bool)
+    for key, i in dn_keys.items():
+        at = [t.site_index[s] for s in denials.denied_sites(key) if s in t.site_index]
+        denied_bad[i, at] = True
+    latency_bad = np.zeros((len(lk_keys), n_sites), dtype=bool)
+    latsum = np.zeros((len(lk_keys), n_sites), dtype=float)
+    for (srcs, budget), i in lk_keys.items():
+        for src in srcs:
+            row = latencies(src)[1]
+            latsum[i] += row  # nan where unreachable; in input order, like a running sum
+            latency_bad[i] |= np.isnan(row)
+            if budget is not None:
+                latency_bad[i] |= row > budget + 1e-9
+
+    # admissible pools per class, a chunk of classes at a time; equal rows share arrays
+    shapes: dict[tuple[int, bytes], tuple] = {}
+    arrays_of: dict[tuple[int, int], CandidateArrays] = {}
+    class_arrays: list[CandidateArrays] = []
+    chunk = max(1, 2_000_000 // max(n_pools + n_sites, 1))
+    for c0 in range(0, n_classes, chunk):
+        part = slice(c0, min(c0 + chunk, n_classes))
+        site_level = ~(placement_bad[c_pl[part]] | denied_bad[c_dn[part]] | latency_bad[c_lk[part]]) & t.has_pools
+        cand = ok_pool[c_pk[part]] & site_level[:, t.pool_site]
+        packed = np.packbits(cand, axis=1)
+        for i in range(cand.shape[0]):
+            c = c0 + i
+            pk = int(c_pk[c])
+            key = (pk, packed[i].tobytes())
+            found = shapes.get(key)
+            if found is None:
+                pools = np.flatnonzero(cand[i]).astype(np.int32)
+                found = shapes[key] = (len(shapes), pools, g_pool[pk, pools], r_pool[pk, pools], k_pool[pk, pools])
+            shape, pools, gpus, replicas, nodes = found
+            lk = int(c_lk[c])
+            arrays = arrays_of.get((shape, lk))
+            if arrays is None:
+                arrays = arrays_of[(shape, lk)] = CandidateArrays(pools, gpus, replicas, nodes, shape, lk, latsum[lk], t.pool_site)
+            class_arrays.append(arrays)
+
+    out: dict[str, WorkloadAdmissibility] = {}
+    by_id = {w.id: w for w in spec.workloads}
+    pairs = 0
+    best_of: dict[int, int | None] = {}
+    for c, (class_id, members) in enumerate(classes.items()):
+        accel, _, _, inputs_key, _, denial_key = class_key[class_id]
+        w = by_id[members[0]]
+        arrays = class_arrays[c]
+        ins = [(datasets[name], latencies(datasets[name].site)[0]) for name, _ in inputs_key]
+        cls = _Class(t, w, accel, sizing[w.id], denials, denial_key, ins, arrays, latsum[c_lk[c]])
+        best = best_of.get(arrays.shape, -1)
+        if best == -1:
+            best = best_of[arrays.shape] = int(arrays.replicas.max()) if len(arrays) else None
         for wid in members:
             own = sizing[wid]
-            fitting = [own[g].replicas for g in own if own[g].fits and (not accel or g in accel)]
-            replicas = max((c.replicas for c in cands), default=max(fitting, default=by_id[wid].replicas))
-            out[wid] = WorkloadAdmissibility(
-                workload=wid,
-                class_id=class_id,
-                replicas=replicas,
-                candidates=cands,
-                site_reasons=dict(site_reasons),
-                pool_reasons=dict(pool_reasons),
-                latency=dict(latency),
-                sizing=sizing[wid],
-            )
-            pairs += len(cands)
+            if best is not None:
+                replicas = best
+            else:
+                fitting = [own[g].replicas for g in own if own[g].fits and (not accel or g in accel)]
+                replicas = max(fitting, default=by_id[wid].replicas)
+            out[wid] = WorkloadAdmissibility(wid, class_id, replicas, own, cls)
+        pairs += len(arrays) * len(members)
     return Admissibility(
         workloads=out,
         classes={k: tuple(v) for k, v in classes.items()},
-        sites=site_ids,
+        sites=t.site_ids,
         pair_count=pairs,
-        considered=considered,
+        considered=len(classes) * len(t.pools),
+        pools=t.pool_keys,
     )

@@ -90,9 +90,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.solver.admissibility import Admissibility, Candidate
+from planner.solver.admissibility import Admissibility, Candidate, CandidateArrays, WorkloadAdmissibility
 
-__all__ = ["MAX_PATTERNS", "NodeModel", "SolveResult", "node_model", "optimise"]
+__all__ = ["EXACT_PAIRS", "MAX_PATTERNS", "NodeModel", "SolveResult", "node_model", "optimise"]
 
 MAX_PATTERNS = 400
 UNPLACED_WEIGHT = {"high": 4.0, "medium": 2.0, "low": 1.0}
@@ -101,6 +101,7 @@ MIP_REL_GAP = 1e-4  # the spec's objective (and cost as its tie-break) are solve
 # integral counts where 1e-3 is a handful of replicas, and proving the last one can cost
 # HiGHS seconds of root separation that the spec's objective needs more.
 LEVEL_GAP = {"unplaced": 1e-3, "objective": MIP_REL_GAP, "cost": MIP_REL_GAP, "order": 1e-3}
+EXACT_PAIRS = 4000  # (unit, pool) pairs up to which the MILP runs; larger models go to .relaxation
 MIN_OBJECTIVE_SHARE = 0.2  # the spec's objective always gets this share of the time limit
 RANDOM_SEED = 20240917
 
@@ -271,36 +272,44 @@ def _ha(spec_workload, replicas: int) -> bool:
 
 @dataclass
 class _Unit:
-    """What the model places: one workload, or identical non-HA workloads pooled together."""
+    """What the model places: one workload, or interchangeable workloads pooled together."""
 
     id: str
     members: list[tuple[str, int]]  # (workload, replicas) in spec order
     replicas: int
-    candidates: list[tuple[Candidate, int]]  # (candidate, upper bound of x)
+    arrays: CandidateArrays  # admissible pools (shared by the members)
     ha: bool
     uniform: bool
     weight: float
     per_member: int  # replicas of each member (members of a unit agree)
+    admissibility: WorkloadAdmissibility  # of the first member
+    candidates: list[tuple[Candidate, int]] = field(default_factory=list)  # (candidate, upper bound of x); exact model
 
 
-def _units(spec, adm: Admissibility, pools) -> tuple[list[_Unit], dict[str, int], dict[str, tuple[str, ...]]]:
+def _units(
+    spec, adm: Admissibility, kind: str, pool_ha: bool = True
+) -> tuple[list[_Unit], dict[str, int], dict[str, tuple[str, ...]]]:
     """Model units; workloads with nothing admissible (or HA with one site) are unplaced up front.
 
-    Workloads of one admissibility class (same candidates, sizes, latencies)
-    with the same criticality and one replica count on every GPU model are
-    interchangeable: they become one unit whose replicas are the members' sum,
-    split back after the solve. Exact: any per-pool counts can be dealt out to
-    the members, and for HA units the spread rows on the pooled counts are
-    exactly what a dealing with every member on two sites needs (see
-    :func:`_deal_ha`).
+    Workloads with the same admissible pools, GPUs, replicas and node shape
+    there (the same ``CandidateArrays.shape``; for the latency objective also
+    the same input sites), the same criticality and one replica count on
+    every GPU model are interchangeable: they become one unit whose replicas
+    are the members' sum, split back after the solve. Exact: any per-pool
+    counts can be dealt out to the members, and for HA units the spread rows
+    on the pooled counts are exactly what a dealing with every member on two
+    sites needs (see :func:`_deal_ha`). With ``pool_ha`` false every HA
+    workload is a unit of its own.
     """
     unplaced: dict[str, int] = {}
     ha_blocked: dict[str, tuple[str, ...]] = {}
     units: list[_Unit] = []
-    groups: dict[tuple[str, str], _Unit] = {}
+    groups: dict[tuple, _Unit] = {}
+    uniform_of: dict[tuple[int, int], bool] = {}
     for w in spec.workloads:
         wa = adm.workloads[w.id]
-        if not wa.candidates:
+        arrays = wa.arrays
+        if not len(arrays):
             unplaced[w.id] = wa.replicas
             continue
         ha = _ha(w, wa.replicas)
@@ -308,32 +317,39 @@ def _units(spec, adm: Admissibility, pools) -> tuple[list[_Unit], dict[str, int]
             ha_blocked[w.id] = wa.admissible_sites
             unplaced[w.id] = wa.replicas
             continue
-        uniform = all(c.replicas == wa.replicas for c in wa.candidates)
+        uniform = uniform_of.get((arrays.shape, wa.replicas))
+        if uniform is None:
+            uniform = uniform_of[(arrays.shape, wa.replicas)] = bool(np.all(arrays.replicas == wa.replicas))
         weight = UNPLACED_WEIGHT.get(w.criticality.value, 1.0)
-        if uniform:
-            key = (wa.class_id, w.criticality.value)
+        key = None
+        if uniform and (pool_ha or not ha):
+            key = (arrays.shape, arrays.inputs if kind == "latency" else -1, w.criticality.value, wa.replicas)
             unit = groups.get(key)
             if unit is not None:
                 unit.members.append((w.id, wa.replicas))
                 unit.replicas += wa.replicas
                 continue
-        unit = _Unit(w.id, [(w.id, wa.replicas)], wa.replicas, [], ha, uniform, weight, wa.replicas)
+        unit = _Unit(w.id, [(w.id, wa.replicas)], wa.replicas, arrays, ha, uniform, weight, wa.replicas, wa)
         units.append(unit)
-        if uniform:
-            groups[(wa.class_id, w.criticality.value)] = unit
+        if key is not None:
+            groups[key] = unit
+    return units, unplaced, ha_blocked
+
+
+def _with_candidates(units: list[_Unit], pools) -> tuple[list[_Unit], dict[str, int]]:
+    """Fill every unit's (candidate, upper bound) list; units left with none are unplaced."""
+    unplaced: dict[str, int] = {}
     for unit in units:
-        w_id = unit.members[0][0]
-        for c in adm.workloads[w_id].candidates:
+        for c in unit.admissibility.candidates:
             p = pools[c.pool]
             cap = p.nodes // c.nodes_per_replica if c.nodes_per_replica else p.nodes * (p.gpus_per_node // c.gpus)
             ub = min(unit.replicas if unit.uniform else c.replicas, cap)
             if ub > 0:
                 unit.candidates.append((c, ub))
-    for unit in units:
         if not unit.candidates:
             for w_id, r in unit.members:
                 unplaced[w_id] = r
-    return [u for u in units if u.candidates], unplaced, ha_blocked
+    return [u for u in units if u.candidates], unplaced
 
 
 class _PoolState:
@@ -547,7 +563,18 @@ def _relaxation(h, highspy, lp: _Lp, costs: np.ndarray, seconds: float) -> np.nd
 
 
 def optimise(spec, facts, adm: Admissibility) -> SolveResult:
+    """The plan for ``adm``: the exact MILP when the model is small, else :mod:`.relaxation`."""
     started = time.perf_counter()
+    kind = spec.objective.minimize.value
+    units, unplaced_fixed, ha_blocked = _units(spec, adm, kind, pool_ha=False)
+    if sum(len(u.arrays) for u in units) > EXACT_PAIRS:
+        from planner.solver.relaxation import optimise_large
+
+        return optimise_large(spec, facts, adm, started, units, unplaced_fixed, ha_blocked)
+    return _optimise_exact(spec, facts, *_units(spec, adm, kind), started)
+
+
+def _optimise_exact(spec, facts, units, unplaced_fixed, ha_blocked, started) -> SolveResult:
     objective = spec.objective
     kind = objective.minimize.value
     time_limit = float(objective.time_limit_s)
@@ -559,7 +586,8 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
     cost_per_gpu, imputed = pool_prices(facts)
     notes: list[str] = []
 
-    units, unplaced_fixed, ha_blocked = _units(spec, adm, pools)
+    units, more_unplaced = _with_candidates(units, pools)
+    unplaced_fixed = {**unplaced_fixed, **more_unplaced}
     lp = _Lp()
     xcol: dict[tuple[str, str], int] = {}
     cand_of: dict[tuple[str, str], Candidate] = {}
@@ -803,7 +831,8 @@ def optimise(spec, facts, adm: Admissibility) -> SolveResult:
                     queue.pop(0)
             if need:
                 unplaced[w_id] = need
-    layout, replica_nodes, nodes_used = _pack(xs, wcand, pools, models, values, mcol)
+    patterns = {key: [int(round(values[m])) for m in ms] for key, ms in mcol.items()}
+    layout, replica_nodes, nodes_used = _pack(xs, wcand, pools, models, patterns)
     instances = {key: nodes_used.get(key, 0) for key in pools if pools[key].elastic}
 
     main = next(p for p in phases if p.name == "objective")
@@ -922,7 +951,7 @@ def _pass_model(h, highspy, lp: _Lp, integer: bool = True) -> None:
 # --------------------------------------------------------------------------- packing
 
 
-def _pack(xs, cand_of, pools, models, values, mcol):
+def _pack(xs, cand_of, pools, models, patterns):
     """Put every placed replica on numbered nodes of its pool.
 
     Whole-node replicas first, then the smaller ones: in decreasing size
@@ -955,8 +984,8 @@ def _pack(xs, cand_of, pools, models, values, mcol):
         nm = models.get(key, NodeModel("none"))
         if nm.mode == "patterns" and small:
             slots: dict[int, dict[int, int]] = {}  # node number -> free slots per size
-            for m, pat in zip(mcol[key], nm.patterns):
-                for _ in range(int(round(values[m]))):
+            for count, pat in zip(patterns[key], nm.patterns):
+                for _ in range(count):
                     nodes.append([])
                     free.append(G)
                     slots[len(nodes)] = {s: c for s, c in zip(nm.sizes, pat)}
@@ -988,8 +1017,9 @@ def _pack(xs, cand_of, pools, models, values, mcol):
         keep = [i for i, content in enumerate(nodes) if content]
         renumber = {old + 1: new + 1 for new, old in enumerate(keep)}
         layout[key] = [nodes[i] for i in keep]
-        for k in list(replica_nodes):
-            if k[1] == key:
+        for w, _ in items:
+            k = (w, key)
+            if k in replica_nodes:
                 replica_nodes[k] = [[renumber[num] for num in span] for span in replica_nodes[k]]
         nodes_used[key] = len(keep)
     return layout, replica_nodes, nodes_used

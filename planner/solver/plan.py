@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.solver.admissibility import Admissibility, Reason, admissibility
+from planner.solver.admissibility import Admissibility, Reason, admissibility, gc_paused
 from planner.solver.model import SolveResult, optimise, pool_prices
 
 __all__ = ["Objective", "Placement", "Plan", "PoolUsage", "Unplaced", "solve"]
@@ -290,6 +290,11 @@ def _capacity_reasons(ctx: Context, workload: str, missing: int) -> list[Reason]
 
 def solve(spec, facts, policy_denials: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] | None = None) -> Plan:
     """Place every workload's replicas; see :mod:`planner.solver.model` for the formulation."""
+    with gc_paused():
+        return _solve(spec, facts, policy_denials)
+
+
+def _solve(spec, facts, policy_denials) -> Plan:
     adm = admissibility(spec, facts, policy_denials)
     result = optimise(spec, facts, adm)
     cost_per_gpu, imputed = pool_prices(facts)
@@ -298,7 +303,7 @@ def solve(spec, facts, policy_denials: Mapping[str, Mapping[str, Sequence[tuple[
 
     usage: dict[str, PoolUsage] = {}
     gpus_used: dict[str, int] = {}
-    cand = {(w, c.pool): c for w in {w for w, _ in result.x} for c in adm.workloads[w].candidates}
+    cand = {(w, key): adm.workloads[w].candidate(key) for w, key in result.x}
     for (w, key), n in result.x.items():
         gpus_used[key] = gpus_used.get(key, 0) + n * cand[(w, key)].gpus
     for p in facts.pools:

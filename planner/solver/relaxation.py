@@ -1,0 +1,968 @@
+"""Large placement models: the LP relaxation with a proven bound, and an integer plan rounded from it.
+
+Past :data:`planner.solver.model.EXACT_PAIRS` (unit, pool) pairs the MILP's
+branch-and-bound is too slow to prove anything in seconds (at 100 sites x
+1,000 workloads it ended 28 % from its bound after 30 s). Here:
+
+1. **Bound.** The LP relaxation of the same model (a cover row per unit, a
+   GPU row per pool, an elastic pool's instances continuous), solved by
+   column generation: the first LP holds each unit's cheapest pools and a
+   greedy placement that fits; then every admissible pair is priced against
+   the duals (numpy, all pairs at once) and the most negative columns of
+   each unit join the LP, until none prices out. The reported bound is a
+   Lagrangian bound of the final duals over *all* pairs (:meth:`_Master.
+   _lagrangian`), valid whether or not the generation converged and equal
+   to the LP optimum when it did. Counting GPUs for node shapes and writing
+   HA spread as "at most R - 1 replicas on one site" (rows added where the
+   LP breaks them) only relax the model, so the bound stays valid. The two
+   levels of the MILP become one LP where an unplaced replica costs more
+   than any placement; when the plan leaves replicas unplaced, the levels
+   are solved apart so that the bound holds at the plan's unplaced level.
+2. **Plan.** A few rounds of diving (elastic instance counts and large
+   replicas rounded in the LP, which re-solves around them), then the LP's
+   placement rounded: large replicas first, their biggest fractional parts
+   rounded up; every missing replica on the pool where it adds least (owned
+   GPUs on whole nodes, an elastic pool's paid or next instance); room made
+   by moving other replicas when none is left; HA workloads on two sites;
+   and a local search that closes elastic instances whose replicas fit in
+   room already paid for. Replica sizes that do not divide the node size
+   are rounded up to a divisor chain (the MILP's ``rounded`` mode), so the
+   GPU count per pool is exact, and every replica is packed on numbered
+   nodes.
+
+The gap is (plan - bound) / plan. Everything is deterministic: HiGHS runs one
+thread with a fixed seed, every loop has a fixed number of rounds, and ties
+go by ``prefer_kinds`` and pool order. The time limit only cuts the LP short
+(then the plan says so and its bound is weaker).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import numpy as np
+
+from planner.solver.admissibility import Admissibility, Candidate
+from planner.solver.model import (
+    MIP_REL_GAP,
+    RANDOM_SEED,
+    NodeModel,
+    Phase,
+    SolveResult,
+    _divisor_chain,
+    _gap,
+    _highs,
+    _objective_value,
+    _pack,
+    node_model,
+    pool_prices,
+)
+
+__all__ = ["optimise_large"]
+
+INITIAL_COLUMNS = 10  # per unit: its cheapest pools in the first LP
+PRICED_COLUMNS = 10  # per unit and round: the most negative reduced costs join the LP
+TOLERANCE = 1e-7  # a reduced cost below -TOLERANCE (relative) prices out
+LP_SHARE = 0.6  # of the time limit, for the LP (column generation and dives)
+DIVE_ROUNDS = 8
+IMPROVE_ROUNDS = 3
+EJECT_TRIES = 12
+ROUND_UP = 0.25
+DEBUG = 0
+FILL_SIZE = -1
+HIGHS_OPTIONS: dict[str, object] = {"presolve": "off"}  # warm starts from the last basis  # pools tried per missing replica when room has to be made
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+class _Pairs:
+    """Every admissible (unit, pool) pair as flat arrays: units in order, pools ascending within a unit."""
+
+    def __init__(self, units, pools_list, kind: str, cost_per_gpu: dict[str, float], rank: dict[str, int], site_kind):
+        P = len(pools_list)
+        self.U = len(units)
+        self.units = units
+        self.kind = kind
+        self.pool_keys = [p.key for p in pools_list]
+        self.G = np.array([p.gpus_per_node for p in pools_list], dtype=np.int64)
+        self.N = np.array([p.nodes for p in pools_list], dtype=np.int64)
+        self.elastic = np.array([p.elastic for p in pools_list], dtype=bool)
+        self.cpg = np.array([cost_per_gpu[p.key] for p in pools_list], dtype=float)
+        self.price = self.cpg * self.G  # per instance (elastic pools)
+        self.order = np.array([rank[site_kind[p.site]] * (P + 1) + n + 1 for n, p in enumerate(pools_list)], dtype=np.int64)
+        site_ids = {s: n for n, s in enumerate(dict.fromkeys(p.site for p in pools_list))}
+        self.pool_site = np.array([site_ids[p.site] for p in pools_list], dtype=np.int64)
+
+        lens = np.array([len(u.arrays) for u in units], dtype=np.int64)
+        self.R = np.array([u.replicas for u in units], dtype=np.int64)
+        self.uniform = np.array([u.uniform for u in units], dtype=bool)
+        self.weight = np.array([u.weight for u in units], dtype=float)
+        self.ha = np.array([u.ha for u in units], dtype=bool)
+        empty = np.zeros(0, dtype=np.int64)
+        unit = np.repeat(np.arange(self.U, dtype=np.int64), lens)
+        pool = np.concatenate([u.arrays.pools for u in units]).astype(np.int64) if self.U else empty
+        gpus = np.concatenate([u.arrays.gpus for u in units]) if self.U else empty
+        nodes = np.concatenate([u.arrays.nodes for u in units]) if self.U else empty
+        reps = np.concatenate([u.arrays.replicas for u in units]) if self.U else empty
+        cap = np.where(nodes > 0, self.N[pool] // np.maximum(nodes, 1), self.N[pool] * (self.G[pool] // gpus))
+        ub = np.minimum(np.where(self.uniform[unit], self.R[unit], reps), cap)
+        # a placed HA workload spans two sites, so no pool holds more than R - 1 of it
+        ub = np.where(self.ha[unit], np.minimum(ub, self.R[unit] - 1), ub)
+        keep = ub > 0
+        self._keep = None if keep.all() else keep
+        if self._keep is not None:
+            unit, pool, gpus, nodes, reps, ub = (a[keep] for a in (unit, pool, gpus, nodes, reps, ub))
+        self.unit, self.pool, self.gpus, self.nodes, self.reps, self.ub = unit, pool, gpus, nodes, reps, ub
+        self.start = np.searchsorted(self.unit, np.arange(self.U + 1))
+        self.site = self.pool_site[self.pool]
+        self.a = np.where(self.uniform[self.unit], 1.0, self.R[self.unit] / self.reps)
+        # LP: a replica larger than a node takes whole nodes; smaller ones count their GPUs
+        self.lp_gpus = np.where(self.nodes > 0, self.G[self.pool] * self.nodes, self.gpus).astype(float)
+        self.cost = np.where(self.elastic[self.pool], 0.0, self.gpus * self.cpg[self.pool])
+        if kind == "cost":
+            self.obj, self.y_obj = self.cost, self.price
+        elif kind == "gpus":
+            self.obj, self.y_obj = self.gpus.astype(float), np.zeros(P)
+        else:
+            self.obj, self.y_obj = self.latency(), np.zeros(P)
+        self.used = np.flatnonzero(np.bincount(self.pool, minlength=P) > 0)
+
+        # node models: sizes that divide the node size are exact; others are rounded up
+        self.models: dict[str, NodeModel] = {}
+        self.charge = self.lp_gpus.astype(np.int64)
+        small = self.nodes == 0
+        if small.any():
+            top = int(self.gpus[small].max()) + 1
+            combos = np.flatnonzero(np.bincount(self.pool[small] * top + self.gpus[small], minlength=P * top))
+            sizes_at: dict[int, list[int]] = {}
+            for c in combos.tolist():
+                sizes_at.setdefault(c // top, []).append(c % top)
+            for p, sizes in sizes_at.items():
+                nm = node_model(sizes, int(self.G[p]))
+                if nm.mode == "patterns":
+                    chain = _divisor_chain(int(self.G[p]))
+                    nm = NodeModel("rounded", nm.sizes, rounded={s: next(c for c in chain if c >= s) for s in nm.sizes})
+                self.models[self.pool_keys[p]] = nm
+                if nm.mode == "rounded":
+                    at = np.flatnonzero((self.pool == p) & small)
+                    self.charge[at] = [nm.charged(int(g)) for g in self.gpus[at]]
+        for p in self.used.tolist():
+            self.models.setdefault(self.pool_keys[p], NodeModel("none"))
+        # pairs by pool, for making room in a pool
+        self.by_pool = np.argsort(self.pool, kind="stable")
+        self.pool_start = np.searchsorted(self.pool[self.by_pool], np.arange(P + 1))
+
+    def latency(self) -> np.ndarray:
+        """Summed latency to the inputs, per pair."""
+        if not self.U:
+            return np.zeros(0)
+        lat = np.concatenate([u.arrays.latency for u in self.units])
+        return lat if self._keep is None else lat[self._keep]
+
+    def candidate(self, j: int, pools) -> Candidate:
+        unit = self.units[int(self.unit[j])]
+        p = pools[self.pool_keys[self.pool[j]]]
+        latency = unit.arrays.latency_of(int(self.pool[j]))
+        return Candidate(p.key, p.site, p.gpu, int(self.gpus[j]), int(self.reps[j]), int(self.nodes[j]), latency)
+
+    def __len__(self) -> int:
+        return len(self.unit)
+
+
+class _Master:
+    """The LP relaxation in HiGHS: u (unplaced) and y (instances) columns, x columns as generated.
+
+    Rows: a cover row per unit, a GPU row per pool, the unplaced level when
+    it is fixed, and HA rows: a workload of criticality high with ``R``
+    replicas has at most ``R - 1`` on one site (true of every plan, since a
+    placed HA workload spans two sites), added for each HA unit's cheapest
+    site up front and wherever else the LP breaks one.
+    """
+
+    def __init__(self, pairs: _Pairs, deadline: float) -> None:
+        self.pairs = pairs
+        self.deadline = deadline
+        h, highspy = _highs()
+        self.h, self.highspy = h, highspy
+        self.version = h.version()
+        h.setOptionValue("threads", 1)
+        h.setOptionValue("random_seed", RANDOM_SEED)
+        for name, value in HIGHS_OPTIONS.items():
+            h.setOptionValue(name, value)
+        U = pairs.U
+        used = pairs.used
+        self.cap_row = np.full(len(pairs.G), -1, dtype=np.int64)
+        self.cap_row[used] = U + np.arange(len(used))
+        self.elastic_pools = used[pairs.elastic[used]]
+        self.y_col = np.full(len(pairs.G), -1, dtype=np.int64)
+        self.y_col[self.elastic_pools] = U + np.arange(len(self.elastic_pools))
+        self.fix_row: int | None = None
+        self.ha_row = np.full(len(pairs), -1, dtype=np.int64)  # per pair: its HA site row, if any
+        self.col_pair = np.zeros(0, dtype=np.int64)
+        self.pair_col = np.full(len(pairs), -1, dtype=np.int64)
+        self._lower: dict[int, float] = {}
+        self._upper: dict[int, float] = {}
+        self.u = np.zeros(U)
+        self.y = np.zeros(len(pairs.G))
+        self.rounds = 0
+
+        lp = highspy.HighsLp()
+        ncols = U + len(self.elastic_pools)
+        lp.num_col_ = ncols
+        lp.num_row_ = U + len(used)
+        lp.col_cost_ = np.zeros(ncols)
+        lp.col_lower_ = np.zeros(ncols)
+        lp.col_upper_ = np.concatenate([pairs.R.astype(float), pairs.N[self.elastic_pools].astype(float)])
+        owned = ~pairs.elastic[used]
+        self.row_lower = np.concatenate([pairs.R.astype(float), np.full(len(used), -np.inf)])
+        self.row_upper = np.concatenate(
+            [np.where(pairs.uniform, pairs.R, np.inf).astype(float), np.where(owned, pairs.G[used] * pairs.N[used], 0).astype(float)]
+        )
+        lp.row_lower_ = self.row_lower
+        lp.row_upper_ = self.row_upper
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = np.arange(ncols + 1, dtype=np.int32)
+        lp.a_matrix_.index_ = np.concatenate([np.arange(U), self.cap_row[self.elastic_pools]]).astype(np.int32)
+        lp.a_matrix_.value_ = np.concatenate([np.ones(U), -pairs.G[self.elastic_pools].astype(float)])
+        h.passModel(lp)
+
+    @property
+    def columns(self) -> int:
+        return self.pairs.U + len(self.elastic_pools) + len(self.col_pair)
+
+    @property
+    def rows(self) -> int:
+        return len(self.row_lower)
+
+    def _add_row(self, lower: float, upper: float, index: np.ndarray, value: np.ndarray) -> int:
+        self.h.addRow(lower, upper, len(index), index.astype(np.int32), value.astype(float))
+        self.row_lower = np.append(self.row_lower, lower)
+        self.row_upper = np.append(self.row_upper, upper)
+        return self.rows - 1
+
+    def add(self, js: np.ndarray, costs: np.ndarray) -> None:
+        """Add the x columns of pairs ``js`` with these objective costs."""
+        pr = self.pairs
+        js = js[self.pair_col[js] < 0]
+        if not len(js):
+            return
+        n = len(js)
+        index = np.empty(3 * n, dtype=np.int64)
+        value = np.empty(3 * n)
+        index[0::3] = pr.unit[js]
+        value[0::3] = pr.a[js]
+        index[1::3] = self.cap_row[pr.pool[js]]
+        value[1::3] = pr.lp_gpus[js]
+        index[2::3] = self.ha_row[js]
+        value[2::3] = 1.0
+        keep = index >= 0
+        starts = np.concatenate([[0], np.cumsum(keep.reshape(n, 3).sum(axis=1))[:-1]]).astype(np.int32)
+        self.h.addCols(
+            n, costs[js].astype(float), np.zeros(n), pr.ub[js].astype(float), int(keep.sum()), starts,
+            index[keep].astype(np.int32), value[keep],
+        )
+        self.pair_col[js] = self.columns + np.arange(n)
+        self.col_pair = np.concatenate([self.col_pair, js])
+
+    def fix_unplaced(self, upper: float) -> None:
+        """The unplaced level as a row: weighted unplaced replicas <= ``upper``."""
+        pr = self.pairs
+        if self.fix_row is None:
+            self.fix_row = self._add_row(-np.inf, upper, np.arange(pr.U), pr.weight)
+        else:
+            self.h.changeRowBounds(self.fix_row, -np.inf, upper)
+            self.row_upper[self.fix_row] = upper
+
+    def ha_rows(self, units_sites: list[tuple[int, int]]) -> None:
+        """HA rows for (unit, site) pairs: at most R - 1 replicas of the unit there."""
+        pr = self.pairs
+        for u, site in units_sites:
+            at = np.arange(pr.start[u], pr.start[u + 1])
+            at = at[(pr.site[at] == site) & (self.ha_row[at] < 0)]
+            if not len(at):
+                continue
+            cols = self.pair_col[at]
+            inside = cols >= 0
+            self.ha_row[at] = self._add_row(-np.inf, float(pr.R[u] - 1), cols[inside], np.ones(int(inside.sum())))
+
+    def _separate_ha(self, x: np.ndarray) -> bool:
+        """Add the HA rows the LP solution breaks; whether any was added."""
+        pr = self.pairs
+        js = self.col_pair[pr.ha[pr.unit[self.col_pair]] & (x[self.col_pair] > 1e-9)]
+        if not len(js):
+            return False
+        width = len(pr.G) + 1
+        keys, inverse = np.unique(pr.unit[js] * width + pr.site[js], return_inverse=True)
+        load = np.bincount(inverse, weights=x[js])
+        broken = keys[load > pr.R[keys // width] - 1 + 1e-6]
+        rows = self.rows
+        self.ha_rows([(int(k // width), int(k % width)) for k in broken.tolist()])
+        return self.rows > rows
+
+    def bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The current bounds of some columns."""
+        lower = np.array([self._lower.get(c, 0.0) for c in cols.tolist()])
+        upper = np.array([self._upper.get(c, self._ub_of(c)) for c in cols.tolist()])
+        return lower, upper
+
+    def _ub_of(self, c: int) -> float:
+        pr = self.pairs
+        base = pr.U + len(self.elastic_pools)
+        if c < pr.U:
+            return float(pr.R[c])
+        if c < base:
+            return float(pr.N[self.elastic_pools[c - pr.U]])
+        return float(pr.ub[self.col_pair[c - base]])
+
+    def set_bounds(self, cols: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Change column bounds (a dive); :meth:`restore` undoes every change."""
+        if not len(cols):
+            return
+        for c, lo, up in zip(cols.tolist(), lower.tolist(), upper.tolist()):
+            self._lower[c] = lo
+            self._upper[c] = up
+        self.h.changeColsBounds(len(cols), cols.astype(np.int32), lower.astype(float), upper.astype(float))
+
+    def restore(self) -> None:
+        """Every column back to its own bounds."""
+        cols = np.array(sorted(set(self._lower) | set(self._upper)), dtype=np.int64)
+        if len(cols):
+            upper = np.array([self._ub_of(c) for c in cols.tolist()])
+            self.h.changeColsBounds(len(cols), cols.astype(np.int32), np.zeros(len(cols)), upper)
+        self._lower.clear()
+        self._upper.clear()
+
+    def unplaced_weight(self) -> float:
+        """Weighted unplaced replicas in the last LP solution."""
+        return float(self.pairs.weight @ self.u)
+
+    def solve(self, obj: np.ndarray, u_obj: np.ndarray, y_obj: np.ndarray, bound: bool = True):
+        """Column generation for one objective: (LP value, bound, x per pair, converged).
+
+        The LP is re-solved (warm) after every change: HA rows it breaks,
+        then the pairs that price out. ``bound=False`` skips the bound (dives).
+        """
+        pr = self.pairs
+        h = self.h
+        cost_now = np.concatenate([u_obj, y_obj[self.elastic_pools], obj[self.col_pair]])
+        h.changeColsCost(len(cost_now), np.arange(len(cost_now), dtype=np.int32), cost_now.astype(float))
+        converged = False
+        duals = None
+        value = None
+        x = np.zeros(len(pr))
+        base = pr.U + len(self.elastic_pools)
+        while True:
+            h.setOptionValue("time_limit", max(self.deadline - time.perf_counter(), 0.05))
+            h.run()
+            if h.getModelStatus() != self.highspy.HighsModelStatus.kOptimal:
+                break
+            sol = h.getSolution()
+            col_value = np.array(sol.col_value)
+            x[:] = 0.0
+            x[self.col_pair] = col_value[base : base + len(self.col_pair)]
+            self.y = np.zeros(len(pr.G))
+            self.y[self.elastic_pools] = col_value[pr.U : base]
+            self.u = col_value[: pr.U]
+            duals = self._clip(np.array(sol.row_dual))
+            value = h.getInfo().objective_function_value
+            rc = self._reduced(obj, duals)
+            fresh = np.flatnonzero((rc < -TOLERANCE * (1.0 + np.abs(obj))) & (self.pair_col < 0))
+            if not len(fresh):
+                if self._separate_ha(x):
+                    continue
+                converged = True
+                break
+            if time.perf_counter() > self.deadline:
+                break
+            order = np.lexsort((fresh, rc[fresh], pr.unit[fresh]))
+            picked = fresh[order]
+            units = pr.unit[picked]
+            first = np.r_[True, units[1:] != units[:-1]]
+            group_start = np.maximum.accumulate(np.where(first, np.arange(len(picked)), 0))
+            self.rounds += 1
+            self.add(np.sort(picked[np.arange(len(picked)) - group_start < PRICED_COLUMNS]), obj)
+        if duals is None:
+            return None, None, None, False
+        if not bound:
+            return value, None, x, converged
+        return value, min(self._lagrangian(obj, u_obj, y_obj, duals), value), x, converged
+
+    def _clip(self, duals: np.ndarray) -> np.ndarray:
+        """Duals with the sign their row allows (a <= row has a dual <= 0, a >= row >= 0)."""
+        duals = np.where(np.isinf(self.row_lower), np.minimum(duals, 0.0), duals)
+        return np.where(np.isinf(self.row_upper), np.maximum(duals, 0.0), duals)
+
+    def _reduced(self, obj: np.ndarray, duals: np.ndarray) -> np.ndarray:
+        pr = self.pairs
+        rc = obj - pr.a * duals[pr.unit] - pr.lp_gpus * duals[self.cap_row[pr.pool]]
+        has = self.ha_row >= 0
+        if has.any():
+            rc[has] -= duals[self.ha_row[has]]
+        return rc
+
+    def _lagrangian(self, obj, u_obj, y_obj, duals) -> float:
+        """A lower bound from any row duals, valid for the whole model (every pair, generated or not).
+
+        The pool, HA and unplaced-level rows are relaxed with their duals
+        (``dual x bound``); each unit keeps its cover row, so its part is what
+        its replicas cost at the lowest reduced price among all its pairs and
+        unplaced (``R min e``; a ``>=`` cover row takes every negative price in
+        full). Equal to the LP optimum once no pair prices out.
+        """
+        pr = self.pairs
+        lower = np.where(np.isinf(self.row_lower), 0.0, self.row_lower)
+        upper = np.where(np.isinf(self.row_upper), 0.0, self.row_upper)
+        total = float(np.where(duals > 0, duals * lower, duals * upper)[pr.U :].sum())
+        e = obj - pr.lp_gpus * duals[self.cap_row[pr.pool]]
+        has = self.ha_row >= 0
+        if has.any():
+            e[has] -= duals[self.ha_row[has]]
+        fix = duals[self.fix_row] if self.fix_row is not None else 0.0
+        e_u = u_obj - pr.weight * fix
+        ratio = e / pr.a
+        best = e_u.copy()
+        nonempty = pr.start[1:] > pr.start[:-1]
+        if nonempty.any():
+            best[nonempty] = np.minimum(best[nonempty], np.minimum.reduceat(ratio, pr.start[:-1][nonempty]))
+        total += float(pr.R[pr.uniform] @ best[pr.uniform])
+        for u in np.flatnonzero(~pr.uniform).tolist():
+            sl = slice(pr.start[u], pr.start[u + 1])
+            neg = e[sl] < 0
+            total += float(e[sl][neg] @ pr.ub[sl][neg]) + min(e_u[u], 0.0) * pr.R[u]
+            covered = float(pr.a[sl][neg] @ pr.ub[sl][neg])
+            rest = ratio[sl][~neg].tolist() + ([e_u[u]] if e_u[u] >= 0 else [])
+            total += max(pr.R[u] - covered, 0.0) * max(min(rest, default=0.0), 0.0)
+        e_y = self.elastic_pools
+        rc_y = y_obj[e_y] + pr.G[e_y] * duals[self.cap_row[e_y]]
+        total += float(np.minimum(rc_y, 0.0) @ pr.N[e_y])
+        return total
+
+
+def _static(pr: _Pairs) -> np.ndarray:
+    """What a replica costs on each pair when elastic pools are paid per GPU."""
+    return pr.obj + np.where(pr.elastic[pr.pool], pr.y_obj[pr.pool] / pr.G[pr.pool] * pr.lp_gpus, 0.0)
+
+
+def _seed(pr: _Pairs) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Columns for the first LP, and the (HA unit, site) rows to start with.
+
+    Each unit's cheapest pools, and a quick greedy over GPU counts (the most
+    critical and most constrained units first, each on its cheapest pools
+    with GPUs left, HA units at most R - 1 per site): the first LP then
+    already places nearly everything and its duals price the rest sensibly.
+    """
+    static = _static(pr)
+    order = np.lexsort((pr.order[pr.pool], static, pr.unit))
+    rank_in_unit = np.arange(len(pr)) - pr.start[pr.unit[order]]
+    chosen = [order[rank_in_unit < INITIAL_COLUMNS]]
+    left = (pr.G * pr.N).astype(float)
+    sizes = pr.start[1:] - pr.start[:-1]
+    ha_sites: list[tuple[int, int]] = []
+    for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], sizes[u], u)):
+        js = order[pr.start[u] : pr.start[u + 1]]
+        if pr.ha[u] and len(js):
+            ha_sites.append((u, int(pr.site[js[0]])))
+        need = float(pr.R[u])
+        at_site: dict[int, int] = {}
+        while need > 1e-9 and len(js):
+            room = np.minimum(np.floor(left[pr.pool[js]] / pr.lp_gpus[js] + 1e-9), pr.ub[js])
+            k = int(np.argmax(room > 0))
+            if room[k] <= 0:
+                break
+            j = js[k]
+            take = min(room[k], math.ceil(need / pr.a[j] - 1e-9))
+            if pr.ha[u]:
+                take = min(take, pr.R[u] - 1 - at_site.get(int(pr.site[j]), 0))
+                at_site[int(pr.site[j])] = at_site.get(int(pr.site[j]), 0) + take
+            if take > 0:
+                left[pr.pool[j]] -= take * pr.lp_gpus[j]
+                need -= take * pr.a[j]
+                chosen.append(np.array([j]))
+            js = js[k + 1 :]
+    return np.unique(np.concatenate(chosen)), sorted(ha_sites)
+
+
+def _dive(master: _Master, pr: _Pairs, x: np.ndarray, obj, u_obj, y_obj) -> np.ndarray:
+    """Steer the LP towards integers: fix elastic instances and large replicas, re-solve, repeat.
+
+    Each round rounds every fractional instance count (up from one half,
+    else down) and, per unit, as many of its largest fractional placements
+    of a large replica up as they add up to (the others down), as column
+    bounds; the LP then moves the rest at least cost. When a round would
+    leave more replicas unplaced it is retried rounding only up, and when
+    that fails too the dive ends. The bounds stay until
+    :meth:`_Master.restore`.
+    """
+    big = (pr.nodes > 0) | (pr.charge * 2 >= pr.G[pr.pool])
+    unplaced = master.unplaced_weight()
+    for _ in range(DIVE_ROUNDS):
+        fixes = _dive_fixes(master, pr, x, big)
+        if not fixes:
+            break
+        for only_up in (False, True):
+            chosen = [f for f in fixes if f[3] or not only_up]
+            if not chosen:
+                continue
+            cols = np.array([c for c, _, _, _ in chosen])
+            before = master.bounds(cols)
+            master.set_bounds(cols, np.array([lo for _, lo, _, _ in chosen]), np.array([up for _, _, up, _ in chosen]))
+            _, _, x_new, _ = master.solve(obj, u_obj, y_obj, bound=False)
+            if x_new is not None and master.unplaced_weight() <= unplaced + 1e-6:
+                x = x_new
+                break
+            master.set_bounds(cols, *before)
+            _, _, x_new, _ = master.solve(obj, u_obj, y_obj, bound=False)
+            if x_new is None:
+                return x
+            x = x_new
+        else:
+            return x
+    return x
+
+
+def _dive_fixes(master: _Master, pr: _Pairs, x: np.ndarray, big: np.ndarray) -> list[tuple[int, float, float, bool]]:
+    """One dive round's column bounds: (column, lower, upper, rounds up)."""
+    out: list[tuple[int, float, float, bool]] = []
+    y = master.y
+    e = master.elastic_pools
+    for p in e[(y[e] - np.floor(y[e] + 1e-6)) > 1e-6].tolist():
+        if y[p] - math.floor(y[p] + 1e-6) >= 0.5:
+            out.append((int(master.y_col[p]), float(math.ceil(y[p] - 1e-6)), float(pr.N[p]), True))
+        else:
+            out.append((int(master.y_col[p]), 0.0, float(math.floor(y[p] + 1e-6)), False))
+    frac = x - np.floor(x + 1e-6)
+    fx = np.flatnonzero(big & (frac > 1e-6) & (master.pair_col >= 0))
+    fx = fx[np.lexsort((fx, -frac[fx], pr.unit[fx]))]
+    for u, group in itertools.groupby(fx.tolist(), key=lambda j: int(pr.unit[j])):
+        group = list(group)
+        ups = max(int(round(sum(frac[j] * pr.a[j] for j in group))), 1) if pr.uniform[u] else 1
+        for n, j in enumerate(group):
+            if n < ups:
+                out.append((int(master.pair_col[j]), float(math.ceil(x[j] - 1e-6)), float(pr.ub[j]), True))
+            else:
+                out.append((int(master.pair_col[j]), 0.0, float(math.floor(x[j] + 1e-6)), False))
+    return out
+
+
+class _Plan:
+    """An integer placement: replicas per pair, and the room it leaves in every pool."""
+
+    def __init__(self, pairs: _Pairs) -> None:
+        self.pr = pairs
+        self.n = np.zeros(len(pairs), dtype=np.int64)
+        self.small = np.zeros(len(pairs.G), dtype=np.int64)  # charged GPUs of replicas within one node
+        self.whole = np.zeros(len(pairs.G), dtype=np.int64)  # nodes of replicas larger than one
+        self.sites: dict[int, dict[int, int]] = {int(u): {} for u in np.flatnonzero(pairs.ha)}  # HA unit -> site -> replicas
+
+    def instances(self, p):
+        return self.whole[p] + _ceil_div(self.small[p], self.pr.G[p])
+
+    def marginal(self, js: np.ndarray):
+        """Per pair: (fits, nodes added) of one more replica."""
+        pr = self.pr
+        p = pr.pool[js]
+        G = pr.G[p]
+        before = self.whole[p] + _ceil_div(self.small[p], G)
+        after = np.where(pr.nodes[js] > 0, before + pr.nodes[js], self.whole[p] + _ceil_div(self.small[p] + pr.charge[js], G))
+        return (after <= pr.N[p]) & (self.n[js] < pr.ub[js]), after - before
+
+    def add(self, j: int, count: int = 1) -> None:
+        pr = self.pr
+        p = pr.pool[j]
+        self.n[j] += count
+        if pr.nodes[j]:
+            self.whole[p] += pr.nodes[j] * count
+        else:
+            self.small[p] += pr.charge[j] * count
+        u = int(pr.unit[j])
+        if u in self.sites:
+            at = self.sites[u]
+            site = int(pr.site[j])
+            at[site] = at.get(site, 0) + count
+            if at[site] == 0:
+                del at[site]
+
+    def remove(self, j: int, count: int = 1) -> None:
+        self.add(j, -count)
+
+    def fits(self, j: int, count: int = 1) -> bool:
+        pr = self.pr
+        p = pr.pool[j]
+        G = pr.G[p]
+        if self.n[j] + count > pr.ub[j]:
+            return False
+        if pr.nodes[j]:
+            return self.whole[p] + pr.nodes[j] * count + _ceil_div(self.small[p], G) <= pr.N[p]
+        return self.whole[p] + _ceil_div(self.small[p] + pr.charge[j] * count, G) <= pr.N[p]
+
+    def covered(self, u: int) -> float:
+        pr = self.pr
+        sl = slice(pr.start[u], pr.start[u + 1])
+        return float(self.n[sl] @ pr.a[sl])
+
+    def missing(self, u: int) -> int:
+        """Replicas of unit ``u`` left unplaced."""
+        return max(math.ceil(self.pr.R[u] - self.covered(u) - 1e-9), 0)
+
+    def site_cap(self, u: int) -> int | None:
+        return int(self.pr.R[u]) - 1 if self.pr.ha[u] else None
+
+    def best(self, u: int, exclude_site: int | None = None, exclude_pool: int | None = None) -> int | None:
+        """The pair of unit ``u`` where one more replica adds least (objective, cost, pool order)."""
+        pr = self.pr
+        js = np.arange(pr.start[u], pr.start[u + 1])
+        ok, extra = self.marginal(js)
+        if exclude_site is not None:
+            ok &= pr.site[js] != exclude_site
+        if exclude_pool is not None:
+            ok &= pr.pool[js] != exclude_pool
+        cap = self.site_cap(u)
+        if cap is not None and self.sites[u]:
+            full = [s for s, n in self.sites[u].items() if n >= cap]
+            if full:
+                ok &= ~np.isin(pr.site[js], full)
+        if not ok.any():
+            return None
+        js, extra = js[ok], extra[ok]
+        p = pr.pool[js]
+        primary = pr.obj[js] + extra * pr.y_obj[p]
+        secondary = pr.cost[js] + extra * np.where(pr.elastic[p], pr.price[p], 0.0)
+        k = np.lexsort((pr.order[p], secondary, primary))[0]
+        return int(js[k])
+
+    def step_cost(self, j: int) -> float:
+        """What one more replica on pair ``j`` adds to the objective."""
+        pr = self.pr
+        _, extra = self.marginal(np.array([j]))
+        return float(pr.obj[j] + extra[0] * pr.y_obj[pr.pool[j]])
+
+    def make_room(self, j: int) -> list[tuple[int, int]] | None:
+        """Move other units' replicas out of pair ``j``'s pool until one more replica fits there.
+
+        Each moved replica goes to the best other pool of its own unit. The
+        moves (from, to), or None (and nothing moved) when no room can be made.
+        """
+        pr = self.pr
+        p = int(pr.pool[j])
+        u = int(pr.unit[j])
+        if self.n[j] >= pr.ub[j]:
+            return None
+        moves: list[tuple[int, int]] = []
+        others = pr.by_pool[pr.pool_start[p] : pr.pool_start[p + 1]]
+        others = others[(pr.unit[others] != u) & (self.n[others] > 0)]
+        if pr.nodes[j]:
+            others = others[np.lexsort((others, -pr.nodes[others]))]
+        else:
+            others = others[np.lexsort((others, -pr.charge[others], pr.nodes[others] > 0))]
+        for i in others.tolist():
+            while not self.fits(j) and self.n[i] > 0:
+                v = int(pr.unit[i])
+                self.remove(i)
+                target = self.best(v, exclude_pool=p)
+                if target is None:
+                    self.add(i)
+                    break
+                self.add(target)
+                moves.append((i, target))
+            if self.fits(j):
+                return moves
+        for i, target in reversed(moves):
+            self.remove(target)
+            self.add(i)
+        return None
+
+
+def _round(pr: _Pairs, x: np.ndarray) -> _Plan:
+    """The LP placement rounded, largest replicas first, then every missing replica where it adds least.
+
+    Large replicas are the hard ones to fit once smaller ones have taken the
+    room, so they go first: the LP's whole replicas, then their biggest
+    fractional placements rounded up, then what is still missing; smaller
+    sizes follow in turn.
+    """
+    plan = _Plan(pr)
+    size = np.zeros(pr.U, dtype=np.int64)
+    if len(pr):
+        np.maximum.at(size, pr.unit, pr.charge)
+
+    def take(j: int, count: int) -> None:
+        u = int(pr.unit[j])
+        cap = plan.site_cap(u)
+        if cap is not None:
+            count = min(count, cap - plan.sites[u].get(int(pr.site[j]), 0))
+        while count > 0 and not plan.fits(j, count):
+            count -= 1
+        if count > 0:
+            plan.add(j, count)
+
+    big_first = sorted(range(pr.U), key=lambda u: (-size[u], u))
+    # the LP's whole replicas: they fit together, since the LP's GPUs per pool fit
+    for u in big_first:
+        sl = np.arange(pr.start[u], pr.start[u + 1])
+        for j in sl[np.floor(x[sl] + 1e-6) > 0].tolist():
+            take(j, int(math.floor(x[j] + 1e-6)))
+    # each unit's biggest fractional placements rounded up while replicas are missing
+    for u in big_first:
+        sl = np.arange(pr.start[u], pr.start[u + 1])
+        frac = x[sl] - np.floor(x[sl] + 1e-6)
+        for k in np.lexsort((sl, -frac)).tolist():
+            if frac[k] < ROUND_UP or plan.covered(u) >= pr.R[u] - 1e-9:
+                break
+            take(int(sl[k]), 1)
+    # the rest where it adds least: the most critical first, then large replicas, then the least choice
+    for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], FILL_SIZE * size[u], pr.start[u + 1] - pr.start[u], u)):
+        while plan.covered(u) < pr.R[u] - 1e-9:
+            j = plan.best(u)
+            if j is None:
+                break
+            plan.add(j)
+    return plan
+
+
+def _place_missing(plan: _Plan) -> None:
+    """Replicas the rounding left out: make room for them on their cheapest pools."""
+    pr = plan.pr
+    for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], u)):
+        while plan.missing(u):
+            js = np.arange(pr.start[u], pr.start[u + 1])
+            js = js[np.lexsort((pr.order[pr.pool[js]], pr.obj[js]))]
+            cap = plan.site_cap(u)
+            placed = False
+            tries = 0
+            for j in js.tolist():
+                if cap is not None and plan.sites[u].get(int(pr.site[j]), 0) >= cap:
+                    continue
+                tries += 1
+                if tries > EJECT_TRIES:
+                    break
+                if plan.make_room(j) is not None:
+                    plan.add(j)
+                    placed = True
+                    break
+            if not placed:
+                break
+
+
+def _repair_ha(plan: _Plan) -> int:
+    """Every HA unit on two sites or not at all; the replicas dropped."""
+    pr = plan.pr
+    dropped = 0
+    for u in sorted(plan.sites):
+        at = plan.sites[u]
+        placed = sum(at.values())
+        if placed == 0 or len(at) >= 2:
+            continue
+        (site,) = at
+        js = [j for j in range(pr.start[u], pr.start[u + 1]) if plan.n[j] > 0]
+        moved = None
+        if placed >= 2:  # move one replica to another site
+            j_old = max(js, key=lambda j: (pr.obj[j], pr.order[pr.pool[j]], j))
+            plan.remove(j_old)
+            moved = j_old
+        target = plan.best(u, exclude_site=site)
+        if target is None:
+            for j in np.arange(pr.start[u], pr.start[u + 1]).tolist():
+                if pr.site[j] != site and plan.make_room(j) is not None:
+                    target = j
+                    break
+        if target is not None and (moved is not None or placed < pr.R[u]):
+            plan.add(target)
+            continue
+        if moved is not None:
+            plan.add(moved)
+        for j in js:
+            dropped += int(plan.n[j])
+            plan.remove(j, int(plan.n[j]))
+    return dropped
+
+
+def _improve(plan: _Plan) -> None:
+    """Close elastic instances: move the replicas of a pool's last instance where they cost less.
+
+    A pool's last instance holds ``small - G (instances - whole - 1)`` GPUs
+    of small replicas; moving that many out (each to its unit's best other
+    pool) closes it, and the moves are kept when they cost less than the
+    instance. Pools with the emptiest last instance go first.
+    """
+    pr = plan.pr
+    if not (pr.elastic & (pr.y_obj > 0)).any():
+        return
+    for _ in range(IMPROVE_ROUNDS):
+        changed = False
+        pools = np.flatnonzero(pr.elastic & (pr.y_obj > 0) & (plan.small > 0))
+        last = plan.small[pools] - pr.G[pools] * (plan.instances(pools) - plan.whole[pools] - 1)
+        for p in pools[np.lexsort((pools, -pr.price[pools], last))].tolist():
+            need = int(plan.small[p]) - int(pr.G[p]) * (int(plan.instances(p)) - int(plan.whole[p]) - 1)
+            if need <= 0:
+                continue
+            saved = float(pr.y_obj[p])
+            moves: list[tuple[int, int]] = []
+            cost = 0.0
+            js = pr.by_pool[pr.pool_start[p] : pr.pool_start[p + 1]]
+            js = js[(plan.n[js] > 0) & (pr.nodes[js] == 0)]
+            for j in js[np.lexsort((js, -pr.charge[js]))].tolist():
+                while plan.n[j] > 0 and need > 0 and cost < saved:
+                    u = int(pr.unit[j])
+                    plan.remove(j)
+                    target = plan.best(u, exclude_pool=p)
+                    if target is None:
+                        plan.add(j)
+                        break
+                    cost += plan.step_cost(target) - float(pr.obj[j])
+                    plan.add(target)
+                    moves.append((j, target))
+                    need -= int(pr.charge[j])
+                if need <= 0 or cost >= saved:
+                    break
+            if need <= 0 and cost < saved - 1e-9:
+                changed = True
+                continue
+            for j, target in reversed(moves):
+                plan.remove(target)
+                plan.add(j)
+        if not changed:
+            return
+
+
+def optimise_large(spec, facts, adm: Admissibility, started: float, units, unplaced_fixed, ha_blocked) -> SolveResult:
+    """The plan for a large model (see the module docstring)."""
+    kind = spec.objective.minimize.value
+    time_limit = float(spec.objective.time_limit_s)
+    pools = {p.key: p for p in facts.pools}
+    site_kind = {s.id: s.kind.value for s in spec.sites}
+    prefer = [k.value for k in spec.objective.prefer_kinds]
+    rank = {k: prefer.index(k) if k in prefer else len(prefer) for k in ("on-prem", "colocation", "cloud")}
+    cost_per_gpu, imputed = pool_prices(facts)
+    notes: list[str] = []
+
+    pr = _Pairs(units, facts.pools, kind, cost_per_gpu, rank, site_kind)
+    master = _Master(pr, started + LP_SHARE * time_limit)
+    seed, ha_sites = _seed(pr)
+    master.add(seed, np.zeros(len(pr)))
+    master.ha_rows(ha_sites)
+
+    t0 = time.perf_counter()
+    # One LP for both levels: an unplaced replica costs more than any placement
+    # (big_m), so the optimum places what it can, as cheaply as it can.
+    big_m = 10.0 * (float(pr.obj.max(initial=0.0)) + float(pr.y_obj.max(initial=0.0)) * float(max(pr.nodes.max(initial=0), 1)) + 1.0)
+    u_obj = big_m * pr.weight
+    value, bound, x, converged = master.solve(pr.obj, u_obj, pr.y_obj)
+    if x is None:
+        x, bound, converged = np.zeros(len(pr)), None, False
+        notes.append("the LP relaxation found no solution in the time limit; the plan is greedy")
+    t1 = time.perf_counter()
+
+    if value is not None:
+        x = _dive(master, pr, x, pr.obj, u_obj, pr.y_obj)
+    plan = _round(pr, x)
+    _place_missing(plan)
+    dropped = _repair_ha(plan)
+    _improve(plan)
+    t2 = time.perf_counter()
+
+    missing = np.array([plan.missing(u) for u in range(pr.U)], dtype=float)
+    u_plan = float(pr.weight @ missing)
+    u_bound = 0.0
+    if u_plan > 0:
+        master.restore()
+        # level 1 on its own: the fewest weighted unplaced replicas the LP allows ...
+        _, lp_u_bound, _, u_converged = master.solve(np.zeros(len(pr)), pr.weight.astype(float), np.zeros(len(pr.G)))
+        u_bound = max(lp_u_bound, 0.0) if lp_u_bound is not None else 0.0
+        # ... and level 2 with the unplaced level fixed at the plan's, where the bound must hold
+        master.fix_unplaced(u_plan + 1e-9 * max(1.0, u_plan))
+        _, bound, _, o_converged = master.solve(pr.obj, np.zeros(pr.U), pr.y_obj)
+        converged = converged and u_converged and o_converged
+    if bound is None:
+        bound = 0.0
+    t3 = time.perf_counter()
+
+    # deal units back to workloads
+    xs: dict[tuple[str, str], int] = {}
+    wcand: dict[tuple[str, str], Candidate] = {}
+    unplaced = {w: n for w, n in unplaced_fixed.items() if n > 0}
+    placed_pairs = np.flatnonzero(plan.n > 0)
+    by_unit = np.split(placed_pairs, np.searchsorted(pr.unit[placed_pairs], np.arange(1, pr.U)))
+    for u, unit in enumerate(units):
+        queue = [[j, int(plan.n[j])] for j in by_unit[u].tolist()]
+        if not unit.uniform:
+            ((w_id, _),) = unit.members
+            for j, n in queue:
+                key = (w_id, pr.pool_keys[pr.pool[j]])
+                xs[key] = n
+                wcand[key] = pr.candidate(j, pools)
+            if missing[u]:
+                unplaced[w_id] = int(missing[u])
+            continue
+        for w_id, need in unit.members:
+            while need and queue:
+                j, n = queue[0]
+                take = min(n, need)
+                key = (w_id, pr.pool_keys[pr.pool[j]])
+                xs[key] = xs.get(key, 0) + take
+                if key not in wcand:
+                    wcand[key] = pr.candidate(j, pools)
+                need -= take
+                queue[0][1] -= take
+                if queue[0][1] == 0:
+                    queue.pop(0)
+            if need:
+                unplaced[w_id] = need
+    layout, replica_nodes, nodes_used = _pack(xs, wcand, pools, pr.models, {})
+    instances = {key: nodes_used.get(key, 0) for key in pools if pools[key].elastic}
+    plan_value = _objective_value(kind, xs, wcand, pools, cost_per_gpu, instances)
+    bound = min(bound, plan_value)
+    gap = _gap(plan_value, bound) or 0.0
+
+    u_floor = math.ceil(u_bound - 1e-6)
+    u_status = "optimal" if u_plan <= u_floor + 1e-6 else "feasible"
+    o_status = "optimal" if gap <= MIP_REL_GAP else "feasible"
+    if not converged:
+        o_status = "time-limit"
+        notes.append("the LP relaxation stopped at the time limit before every pair was priced: the bound is weaker")
+    phases = [
+        Phase("unplaced", u_status, u_plan, float(u_bound), _gap(u_plan, u_bound), 0.0),
+        Phase("objective", o_status, plan_value, bound, gap, (t1 - t0) + (t3 - t2)),
+        Phase("rounding", "optimal", plan_value, None, None, t2 - t1),
+    ]
+    statuses = {u_status, o_status}
+    status = "time-limit" if "time-limit" in statuses else ("optimal" if statuses == {"optimal"} else "feasible")
+    notes.append(
+        f"large model ({len(pr):,} admissible unit-pool pairs): the bound is the LP relaxation's "
+        "and the plan is rounded from it"
+    )
+    if u_plan > u_floor + 1e-6:
+        notes.append(
+            f"unplaced replicas (weighted by criticality: high 4, medium 2, low 1): {u_plan:g}; proven minimum {u_floor:g}"
+        )
+    if dropped:
+        notes.append(f"{dropped} replicas of criticality high left out: no second site with room")
+    used = {key for _, key in xs}
+    for key, nm in sorted(pr.models.items()):
+        if not nm.exact and key in used:
+            g = pools[key].gpus_per_node
+            notes.append(f"{key}: {len(nm.sizes)} replica sizes on {g}-GPU nodes; sizes rounded up to divisors of {g} (safe bound)")
+    return SolveResult(
+        x=xs,
+        unplaced=unplaced,
+        ha_blocked=ha_blocked,
+        layout=layout,
+        replica_nodes=replica_nodes,
+        instances=instances,
+        nodes_used=nodes_used,
+        node_models=pr.models,
+        phases=phases,
+        status=status,
+        value=plan_value,
+        bound=bound,
+        gap=gap,
+        solver=f"highs {master.version}",
+        variables=master.columns,
+        constraints=master.rows,
+        seconds=time.perf_counter() - started,
+        imputed=imputed,
+        notes=notes,
+    )
