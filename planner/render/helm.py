@@ -80,6 +80,7 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 
 
+@lru_cache(maxsize=4096)
 def label_value(text: str | None) -> str:
     """``text`` made into a valid label value (empty when nothing is left)."""
     out = re.sub(r"[^A-Za-z0-9_.-]+", "-", text or "")
@@ -304,10 +305,18 @@ class _Plan:
                 self.sends.setdefault(source.id, []).append((f.id, target.kind, target.id))
             if target.kind == "workload":
                 self.receives.setdefault(target.id, []).append((f.id, source.kind, source.id))
+        self._products: dict[str, str] = {}
         self.received: dict[str, set[str]] = {}
         for rf in result.facts.flows:
             if rf.target.kind == "workload":
                 self.received.setdefault(rf.target.id, set()).add(rf.flow.classification.value)
+
+
+    def gpu_product(self, gpu: str) -> str:
+        found = self._products.get(gpu)
+        if found is None:
+            found = self._products[gpu] = gpu_product_label(gpu, _gpu_name(self.result, gpu))
+        return found
 
 
 def _entries(plan: _Plan, site_id: str) -> list[_Entry]:
@@ -410,7 +419,7 @@ def _values(plan: _Plan, site, entries: list[_Entry]) -> dict:
             "controller": controller,
             "pool": e.pool,
             "gpu": e.gpu,
-            "gpuProduct": gpu_product_label(e.gpu, _gpu_name(result, e.gpu)),
+            "gpuProduct": plan.gpu_product(e.gpu),
             "replicas": e.replicas,
             "gpus": e.gpus,
             "podsPerReplica": pods,
@@ -637,15 +646,17 @@ def json_text(doc, *, sort_keys: bool = False) -> str:
     seen: dict[int, int] = {}
 
     def count(o) -> None:
-        for v in o.values() if isinstance(o, dict) else o:
-            if isinstance(v, dict):
-                seen[id(v)] = seen.get(id(v), 0) + 1
-                if seen[id(v)] == 1:
+        for v in o.values() if type(o) is dict else o:
+            kind = type(v)
+            if kind is dict:
+                n = seen[id(v)] = seen.get(id(v), 0) + 1
+                if n == 1:
                     count(v)
-            elif isinstance(v, (list, tuple)):
+            elif kind is list or kind is tuple:
                 count(v)
 
-    if isinstance(doc, (dict, list, tuple)):
+    kind = type(doc)
+    if kind is dict or kind is list or kind is tuple:
         count(doc)
     texts: dict[tuple[int, int], str] = {}  # (shared object, level) -> its text there
 
@@ -655,48 +666,62 @@ def json_text(doc, *, sort_keys: bool = False) -> str:
             flat = (sort_keys, json.dumps(o, sort_keys=sort_keys, ensure_ascii=False))
             text = _indented_json.get(flat)
             if text is None:
-                text = encode(o, 0, False)
+                parts: list[str] = []
+                encode(o, 0, parts, False)
+                text = "".join(parts)
                 if len(_indented_json) > 256:
                     _indented_json.clear()
                 _indented_json[flat] = text
             text = texts[(id(o), level)] = text.replace("\n", "\n" + "  " * level) if level else text
         return text
 
-    def encode(o, level: int, share: bool = True) -> str:
+    def encode(o, level: int, out: list[str], share: bool = True) -> None:
         kind = type(o)
         if kind is str:
-            return _json_str(o)
-        if kind is dict:
+            out.append(_json_str(o))
+        elif kind is dict:
             if not o:
-                return "{}"
-            if share and seen.get(id(o), 0) > 1:
-                return shared_text(o, level)
-            inner = "\n" + "  " * (level + 1)
-            items = []
-            for key in sorted(o) if sort_keys else o:
-                if type(key) is not str:
-                    raise _NotSimple(repr(key))
-                items.append(f"{_json_str(key)}: {encode(o[key], level + 1)}")
-            return "{" + inner + ("," + inner).join(items) + "\n" + "  " * level + "}"
-        if kind is list or kind is tuple:
+                out.append("{}")
+            elif share and seen.get(id(o), 0) > 1:
+                out.append(shared_text(o, level))
+            else:
+                inner = "\n" + "  " * (level + 1)
+                sep = "{" + inner
+                for key in sorted(o) if sort_keys else o:
+                    if type(key) is not str:
+                        raise _NotSimple(repr(key))
+                    out.append(f"{sep}{_json_str(key)}: ")
+                    encode(o[key], level + 1, out)
+                    sep = "," + inner
+                out.append("\n" + "  " * level + "}")
+        elif kind is list or kind is tuple:
             if not o:
-                return "[]"
-            inner = "\n" + "  " * (level + 1)
-            return "[" + inner + ("," + inner).join(encode(v, level + 1) for v in o) + "\n" + "  " * level + "]"
-        if o is True:
-            return "true"
-        if o is False:
-            return "false"
-        if o is None:
-            return "null"
-        if kind is int:
-            return int.__repr__(o)
-        raise _NotSimple(kind.__name__)
+                out.append("[]")
+            else:
+                inner = "\n" + "  " * (level + 1)
+                sep = "[" + inner
+                for v in o:
+                    out.append(sep)
+                    encode(v, level + 1, out)
+                    sep = "," + inner
+                out.append("\n" + "  " * level + "]")
+        elif o is True:
+            out.append("true")
+        elif o is False:
+            out.append("false")
+        elif o is None:
+            out.append("null")
+        elif kind is int:
+            out.append(int.__repr__(o))
+        else:
+            raise _NotSimple(kind.__name__)
 
+    out: list[str] = []
     try:
-        return encode(doc, 0)
+        encode(doc, 0, out)
     except _NotSimple:
         return json.dumps(doc, indent=2, sort_keys=sort_keys, ensure_ascii=False)
+    return "".join(out)
 
 
 _json_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str

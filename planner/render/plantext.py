@@ -9,6 +9,9 @@ from pathlib import Path
 from planner.render.validation import _one_line, to_text
 
 
+REMEDY_LIMIT = 20  # unplaced workloads whose remedies the summary lists
+
+
 def _money(value: float | None) -> str:
     return "-" if value is None else f"${value:,.2f}/h"
 
@@ -28,10 +31,16 @@ def plan_text(result, out: Path | None = None) -> str:
         lines += ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     else:
         lines.append("  nothing placed")
-    for u in plan.unplaced:
+    for n, u in enumerate(plan.unplaced):
         lines.append(f"UNPLACED {u.summary}")
-        for remedy in plan.remedies(u.workload):
-            lines.append(f"    would help: {remedy}")
+        if n < REMEDY_LIMIT:  # each walks every site: a spec that leaves thousands unplaced would take minutes
+            for remedy in plan.remedies(u.workload):
+                lines.append(f"    would help: {remedy}")
+    if len(plan.unplaced) > REMEDY_LIMIT:
+        lines.append(
+            f"    remedies shown for the first {REMEDY_LIMIT} unplaced workloads; "
+            "medplan explain --workload ID gives them for any other"
+        )
     o = plan.objective
     lines.append(
         f"objective: {o.kind} = {o.value:,.4g} (bound {o.bound:,.4g}, gap {o.gap:.2%}, {o.status}, {o.solver}); "

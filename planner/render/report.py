@@ -7,6 +7,14 @@ Both templates (``templates/report/``) read one view built by
 :func:`report_view`. Spec text is escaped on the way out: HTML by Jinja's
 autoescape, Markdown by a ``finalize`` hook that escapes every ``{{ }}``
 value unless the code marked it :class:`Markdown` after escaping it itself.
+
+A large plan keeps the report readable and its cost linear (see the limits
+below ``REFERENCE_GPUS``): every workload, dataset, pool, link and finding is
+still listed, but the full per-site rationale is given for a few workloads
+(the unplaced first, then criticality high), the flow map draws sites,
+jurisdictions or zones instead of every dataset and workload, the flow table
+counts the flows and lists those that cross unencrypted or have no site, and
+the Hopper or Blackwell table has a row per sizing profile.
 """
 
 from __future__ import annotations
@@ -103,6 +111,7 @@ _MD_PUNCT = re.compile(r"([\\`*_\[\]|~$])")
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|mailto|file|javascript|data)(:)")
 _BLOCK_START = re.compile(r"^(#|[-+=])")
 _LIST_NUMBER = re.compile(r"^(\d+)([.)])(?=\s|$)")
+_WWW = re.compile(r"(?i)\bwww\.")
 
 
 # Text made only of these cannot hold anything md_escape changes, except for a
@@ -131,11 +140,13 @@ def _md_escape_line(text: str) -> str:
         and "www." not in text.lower()
     ):
         return text
-    text = _ENTITY.sub(lambda m: "&amp;" + m.group(0)[1:], text)
+    if "&" in text:
+        text = _ENTITY.sub(lambda m: "&amp;" + m.group(0)[1:], text)
     text = text.replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_PUNCT.sub(r"\\\1", text)
-    text = _AUTOLINK.sub(r"\1\\\2", text)
-    text = re.sub(r"(?i)\bwww\.", r"www\\.", text)
+    if ":" in text:
+        text = _AUTOLINK.sub(r"\1\\\2", text)
+    text = _WWW.sub(r"www\\.", text)
     text = _BLOCK_START.sub(r"\\\1", text)
     return _LIST_NUMBER.sub(r"\1\\\2", text)
 
@@ -145,6 +156,8 @@ def _md_finalize(value: object) -> str:
         return ""
     if type(value) is str:
         return _md_escape_str(value)
+    if type(value) is int and value >= 0:
+        return str(value)  # digits alone: nothing to escape
     if isinstance(value, Markdown):
         return value
     return md_escape(value)
@@ -694,7 +707,7 @@ def _placements(index: _Index) -> dict:
     workloads, or whose rationales would name more than RATIONALE_SITE_BUDGET
     sites in all, gets a table of every workload and the full rationale of as
     many as that budget allows (at least one, at most RATIONALE_AT_SCALE): the
-    unplaced first, then those of criticality high, each by id.
+    unplaced first, then those of criticality high, then the others, each by id.
     ``medplan explain --workload ID`` gives any other.
     """
     workloads = sorted(index.result.spec.workloads, key=lambda w: w.id)
@@ -705,15 +718,16 @@ def _placements(index: _Index) -> dict:
     unplaced = [w for w in workloads if w.id in index.unplaced]
     high = [w for w in workloads if w.id not in index.unplaced and _value(w.criticality) == "high"]
     limit = max(1, min(RATIONALE_AT_SCALE, RATIONALE_SITE_BUDGET // sites))
-    chosen = (unplaced + high)[:limit]
+    first = {w.id for w in unplaced + high}
+    chosen = (unplaced + high + [w for w in workloads if w.id not in first])[:limit]
     ids = {w.id for w in chosen}
     for row in table:
         row["detailed"] = row["id"] in ids
     note = (
-        f"{len(workloads):,} workloads on {_plural(sites, 'site')}: {len(unplaced):,} not fully placed, "
-        f"{len(high):,} placed with criticality high. The table lists every workload. A full rationale names "
-        f"every site, so it follows for {_plural(len(chosen), 'workload')} only, the unplaced first, then those "
-        f"of criticality high, by id (up to {limit} in a plan this size). "
+        f"{len(workloads):,} workloads on {sites:,} site{'' if sites == 1 else 's'}: {len(unplaced):,} not fully "
+        f"placed, {len(high):,} placed with criticality high. The table lists every workload. A full rationale "
+        f"names every site, so it follows for {len(chosen):,} of them only (at most {limit} in a plan with this "
+        "many sites): the unplaced first, then those of criticality high, then the others, by id. "
         "medplan explain --workload ID gives the rationale of any other."
     )
     return {"detailed": [_rationale(index, w) for w in chosen], "table": table, "note": note}
@@ -907,7 +921,7 @@ def _profiles(rows: list[dict]) -> list[dict]:
         teams = sorted({r["team"] for r in members})
         out.append(
             {
-                "workloads": f"{_plural(len(members), 'workload')}: {_some([r['id'] for r in members])}",
+                "workloads": f"{len(members):,} workload{'' if len(members) == 1 else 's'}: {_some([r['id'] for r in members])}",
                 "teams": _some(teams) if len(teams) <= 3 else f"{len(teams)} teams",
                 "cells": members[0]["cells"],
                 "memory": members[0]["memory"],
@@ -957,9 +971,13 @@ def _generations(index: _Index) -> dict:
     rows = []
     known: dict[tuple, list[dict]] = {}  # workloads that size alike and allow the same models share cells
     answers: dict[tuple, tuple] = {}
+    accelerators: dict[tuple, set[str]] = {}
     for w in sorted(spec.workloads, key=lambda w: w.id):
         ws = sizing.get(w.id)
-        allowed = {catalog.gpu(a).id for a in w.accelerators}
+        names = tuple(w.accelerators)
+        if names not in accelerators:
+            accelerators[names] = {catalog.gpu(a).id for a in names}
+        allowed = accelerators[names]
         key = (id(ws), tuple(sorted(allowed)))
         cells = known.get(key)
         if cells is None:
@@ -1325,7 +1343,7 @@ def _aggregate(index: _Index, rows: list[FlowRow]) -> _Aggregate:
         m = members[key]
         counts = f"{_plural(len(m['datasets']), 'dataset')}, {_plural(len(m['workloads']), 'workload')}"
         if level == "site":
-            title, sub = key[1], f"{kind[key[1]]}, {counts}"
+            title, sub = f"{key[1]} ({kind[key[1]]})", counts
         else:
             title, sub = f"{key[1]} ({_plural(len(m['sites']), 'site')})", counts
         places.append((key, key[0], title, sub))
