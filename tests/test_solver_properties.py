@@ -127,7 +127,11 @@ def _pool_facts(doc: dict) -> dict[tuple[str, str], dict]:
     for s in doc["sites"]:
         for p in s["pools"]:
             if "instance" in p:
-                gpu, per_node = INSTANCES[p["instance"]]
+                if p["instance"] in INSTANCES:
+                    gpu, per_node = INSTANCES[p["instance"]]
+                else:  # from the catalog's instance table, not from the solver
+                    instance = catalog.instance(p["instance"])
+                    gpu, per_node = catalog.gpu(instance.gpu).id, instance.gpus
                 out[(s["id"], p["id"])] = {"gpu": gpu, "per_node": per_node, "nodes": p["max_nodes"], "elastic": True}
             else:
                 out[(s["id"], p["id"])] = {"gpu": p["gpu"], "per_node": p["gpus_per_node"], "nodes": p["nodes"], "elastic": False}
@@ -135,8 +139,15 @@ def _pool_facts(doc: dict) -> dict[tuple[str, str], dict]:
     return out
 
 
-def _check(doc: dict, plan) -> None:
+def _check(doc: dict, plan, sizing=None) -> None:
+    """Every placement admissible, every pool and node within capacity, HA spread.
+
+    ``sizing`` (workload -> GPU model -> (fits, GPUs per replica)) is for
+    workloads sized from a model; without it a replica takes the workload's
+    own ``gpus`` and fits where ``gpu_memory_gb`` allows.
+    """
     sites = {s["id"]: s for s in doc["sites"]}
+    workloads = {w["id"]: w for w in doc["workloads"]}
     datasets = {d["id"]: d for d in doc["datasets"]}
     pools = _pool_facts(doc)
     latency = _latencies(doc)
@@ -145,11 +156,15 @@ def _check(doc: dict, plan) -> None:
     whole: dict[tuple[str, str, int], int] = defaultdict(int)
     placed: dict[str, list] = defaultdict(list)
     for p in plan.placements:
-        w = next(x for x in doc["workloads"] if x["id"] == p.workload)
+        w = workloads[p.workload]
         placed[p.workload].append(p)
         pool = pools[(p.site, p.pool)]
         assert p.gpu == pool["gpu"]
-        assert p.gpus == w["gpus"]  # no model: the given GPUs per replica
+        if sizing is None:
+            assert p.gpus == w["gpus"]  # no model: the given GPUs per replica
+        else:
+            fits, gpus = sizing[p.workload][p.gpu]
+            assert fits and p.gpus == gpus
         if w.get("accelerators"):
             assert pool["gpu"] in w["accelerators"]
         if w.get("gpu_memory_gb") is not None:
@@ -190,9 +205,9 @@ def _check(doc: dict, plan) -> None:
     unplaced = {u.workload: u.replicas_unplaced for u in plan.unplaced}
     for w in doc["workloads"]:
         reps = placed.get(w["id"], [])
-        assert len(reps) + unplaced.get(w["id"], 0) == w["replicas"]
+        assert len(reps) + unplaced.get(w["id"], 0) == w.get("replicas", 1)
         assert sorted(p.replica for p in reps) == list(range(1, len(reps) + 1))
-        if w["criticality"] == "high" and w["replicas"] >= 2 and reps:
+        if w.get("criticality") == "high" and w.get("replicas", 1) >= 2 and reps:
             assert len({p.site for p in reps}) >= 2, "HA spread violated"
     for u in plan.unplaced:
         assert u.reasons, "an unplaced workload without a reason"
@@ -209,3 +224,18 @@ def test_every_plan_is_admissible_and_fits(doc):
     plan = solve(spec, derive(spec))
     _check(doc, plan)
     assert plan.objective.status == "optimal"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(specs())
+def test_every_large_model_plan_is_admissible_and_fits(monkeypatch, doc):
+    """The same checks on the path large models take (LP bound, rounded plan), forced on small specs."""
+    monkeypatch.setattr("planner.solver.model.EXACT_PAIRS", -1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        spec = load_spec(path)
+    plan = solve(spec, derive(spec))
+    _check(doc, plan)
+    assert plan.objective.status in ("optimal", "feasible")
+    assert 0.0 <= plan.objective.gap <= 1.0

@@ -45,6 +45,19 @@ def _workload(ctx, workload_id: str):
     return found
 
 
+def _index(ctx) -> dict:
+    """Sites, datasets and pools by id (explanations visit every site, so no linear scans)."""
+    idx = ctx.index
+    if not idx:
+        idx["sites"] = {s.id: s for s in ctx.spec.sites}
+        idx["datasets"] = {d.id: d for d in ctx.spec.datasets}
+        pools_at: dict[str, dict] = {}
+        for p in ctx.facts.pools:
+            pools_at.setdefault(p.site, {})[p.id] = p
+        idx["pools_at"] = pools_at
+    return idx
+
+
 def _unplaced(plan, workload_id: str):
     return next((u for u in plan.unplaced if u.workload == workload_id), None)
 
@@ -131,8 +144,8 @@ def _site_fixes(ctx, workload, wa, site: str) -> list[str] | None:
     """What would admit ``site``; None when nothing in the spec's reach would."""
     reasons = wa.site_reasons.get(site, ())
     fixes: list[str] = []
-    spec_site = next(s for s in ctx.spec.sites if s.id == site)
-    datasets = {d.id: d for d in ctx.spec.datasets}
+    spec_site = _index(ctx)["sites"][site]
+    datasets = _index(ctx)["datasets"]
     latency_needed = 0.0
     for r in reasons:
         if r.is_rule:
@@ -169,7 +182,7 @@ def _pool_fix(ctx, workload, wa, site: str, reasons) -> str:
     for r in reasons:
         if r.pool is not None:
             by_pool.setdefault(r.pool, set()).add(r.code)
-    pools = {p.id: p for p in ctx.facts.pools if p.site == site}
+    pools = _index(ctx)["pools_at"].get(site, {})
     for pool_id, codes in sorted(by_pool.items()):
         if codes == {"accelerator"}:
             return f"{pools[pool_id].gpu} allowed in accelerators"
@@ -269,8 +282,15 @@ def explain(plan, workload_id: str) -> str:
     if unplaced is not None:
         for r in unplaced.reasons:
             extra.setdefault(r.site, []).append(r)
+    sites = _index(ctx)["sites"]
+    candidates_at: dict[str, list] = {}
+    for c in wa.candidates:
+        candidates_at.setdefault(c.site, []).append(c)
+    pool_reasons_at: dict[str, list] = {}
+    for pool_key, reasons in sorted(wa.pool_reasons.items()):
+        pool_reasons_at.setdefault(pool_key.split("/", 1)[0], []).append(reasons)
     for site in ctx.admissibility.sites:
-        spec_site = next(s for s in ctx.spec.sites if s.id == site)
+        spec_site = sites[site]
         lat = wa.latency.get(site)
         lat_text = "no route to an input" if lat is None else f"{fmt_ms(lat)} ms to inputs"
         if site in wa.site_reasons:
@@ -283,9 +303,7 @@ def explain(plan, workload_id: str) -> str:
                 lines.append(f"    would be admissible with: {' and '.join(fixes)}")
             continue
         lines.append(f"  site {site} ({spec_site.kind.value}): admissible; {lat_text}")
-        for c in wa.candidates:
-            if c.site != site:
-                continue
+        for c in candidates_at.get(site, ()):
             pool_id = c.pool.split("/", 1)[1]
             cost = _per_replica_cost(ctx, c)
             p = ctx.facts.pools_by_key[c.pool]
@@ -311,9 +329,7 @@ def explain(plan, workload_id: str) -> str:
             else:
                 why = "not needed (equal or worse on the objective; ties go by prefer_kinds, then pool order)"
             lines.append(f"{head}: {why}")
-        for pool_key, reasons in sorted(wa.pool_reasons.items()):
-            if not pool_key.startswith(site + "/"):
-                continue
+        for reasons in pool_reasons_at.get(site, ()):
             for r in reasons:
                 lines.append(f"    pool {r.pool} not usable: {r.code}: {r.message}")
         for r in extra.get(site, []):

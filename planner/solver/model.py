@@ -53,15 +53,25 @@ replica sizes ``s_1 < ... < s_k <= G`` that may land there:
 After the solve every replica is packed onto numbered nodes, so the plan
 shows node assignments that a reader can check.
 
-Scale. Workloads of one admissibility class with the same criticality and
-one replica count on every GPU model are pooled into one unit (their
-replicas summed; HA units get ``k`` = members placed, ``2k <= t <= R k`` and
-``sum_{p at s} x <= t - k``) and dealt back to members after the solve, so
-5,000 workloads from a few dozen templates are a few dozen units. Pairs that
-admissibility rejected are never built. HiGHS starts from a feasible plan:
-the LP relaxation's placement rounded down, completed greedily (critical and
-small replicas first) and packed on real nodes; a time limit therefore never
-returns less than that start.
+Scale. Workloads with the same admissible pools (and GPUs, replicas and node
+shape there: ``CandidateArrays.shape``; for the latency objective also the
+same input sites), the same criticality and one replica count on every GPU
+model are pooled into one unit (their replicas summed; HA units get ``k`` =
+members placed, ``2k <= t <= R k`` and ``sum_{p at s} x <= t - k``) and
+dealt back to members after the solve, so 5,000 workloads from a few dozen
+templates are a few dozen units. Pairs that admissibility rejected are never
+built. HiGHS starts from a feasible plan: the LP relaxation's placement
+rounded down, completed greedily (critical and small replicas first) and
+packed on real nodes; a time limit therefore never returns less than that
+start.
+
+Past ``EXACT_PAIRS`` (unit, pool) pairs this lexicographic MILP is not built:
+:mod:`planner.solver.relaxation` solves the LP relaxation by column
+generation for the bound and rounds and repairs its solution into the plan
+(the same units, with each HA workload a unit of its own), which takes
+seconds where branch-and-bound would not close the gap in minutes; it runs
+branch-and-bound only when rounding leaves more than 1 % on a model of
+moderate size.
 
 Objective, lexicographic, one HiGHS solve per level, each level fixing the
 one before it (warm-started from the previous solution):
@@ -247,6 +257,7 @@ class SolveResult:
     seconds: float
     imputed: dict[str, float]  # unpriced cloud pools -> price per GPU hour used
     notes: list[str]
+    candidates: dict[tuple[str, str], Candidate] = field(default_factory=dict)  # the placed (workload, pool) pairs
 
 
 def pool_prices(facts) -> tuple[dict[str, float], dict[str, float]]:
@@ -306,6 +317,7 @@ def _units(
     units: list[_Unit] = []
     groups: dict[tuple, _Unit] = {}
     uniform_of: dict[tuple[int, int], bool] = {}
+    two_sites: dict[int, bool] = {}  # per shape: pools on two sites or more
     for w in spec.workloads:
         wa = adm.workloads[w.id]
         arrays = wa.arrays
@@ -313,7 +325,9 @@ def _units(
             unplaced[w.id] = wa.replicas
             continue
         ha = _ha(w, wa.replicas)
-        if ha and len(wa.admissible_sites) < 2:
+        if ha and arrays.shape not in two_sites:
+            two_sites[arrays.shape] = len(wa.admissible_sites) >= 2
+        if ha and not two_sites[arrays.shape]:
             ha_blocked[w.id] = wa.admissible_sites
             unplaced[w.id] = wa.replicas
             continue
@@ -883,6 +897,7 @@ def _optimise_exact(spec, facts, units, unplaced_fixed, ha_blocked, started) -> 
         seconds=time.perf_counter() - started,
         imputed=imputed,
         notes=notes,
+        candidates=wcand,
     )
 
 

@@ -107,7 +107,7 @@ class Objective:
     value: float
     bound: float
     gap: float
-    status: str  # optimal | time-limit | no-solution | error
+    status: str  # optimal | feasible (a plan and a proven bound, gap not closed) | time-limit | no-solution | error
     solver: str
     time_limit_s: float
     notes: tuple[str, ...] = ()
@@ -196,6 +196,7 @@ class Context:
     cost_per_gpu: Mapping[str, float]
     free: Mapping[str, "PoolFree"]
     site_room: dict = field(default_factory=dict, compare=False, repr=False)  # cache per admissibility class
+    index: dict = field(default_factory=dict, compare=False, repr=False)  # lookups for explanations, built once
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,7 @@ def _solve(spec, facts, policy_denials) -> Plan:
 
     usage: dict[str, PoolUsage] = {}
     gpus_used: dict[str, int] = {}
-    cand = {(w, key): adm.workloads[w].candidate(key) for w, key in result.x}
+    cand = {k: result.candidates.get(k) or adm.workloads[k[0]].candidate(k[1]) for k in result.x}
     for (w, key), n in result.x.items():
         gpus_used[key] = gpus_used.get(key, 0) + n * cand[(w, key)].gpus
     for p in facts.pools:

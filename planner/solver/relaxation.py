@@ -19,21 +19,31 @@ branch-and-bound is too slow to prove anything in seconds (at 100 sites x
    than any placement; when the plan leaves replicas unplaced, the levels
    are solved apart so that the bound holds at the plan's unplaced level.
 2. **Plan.** A few rounds of diving (elastic instance counts and large
-   replicas rounded in the LP, which re-solves around them), then the LP's
-   placement rounded: large replicas first, their biggest fractional parts
-   rounded up; every missing replica on the pool where it adds least (owned
-   GPUs on whole nodes, an elastic pool's paid or next instance); room made
-   by moving other replicas when none is left; HA workloads on two sites;
-   and a local search that closes elastic instances whose replicas fit in
-   room already paid for. Replica sizes that do not divide the node size
+   replicas rounded in the LP, which re-solves around them; models of up
+   to :data:`DIVE_PAIRS` pairs, where rounding costs most relative to the
+   total), then the LP's placement rounded: large replicas first, their
+   biggest fractional parts rounded up; every missing replica where it adds
+   least, directly (owned GPUs on whole nodes, an elastic pool's paid or
+   next instance) or in room made by moving other replicas to their own
+   best pools; HA workloads on two sites; and a local search that closes
+   elastic instances whose replicas cost less elsewhere. HA replicas are
+   never moved for others. Replica sizes that do not divide the node size
    are rounded up to a divisor chain (the MILP's ``rounded`` mode), so the
    GPU count per pool is exact, and every replica is packed on numbered
    nodes.
 
+3. **Branch-and-bound, when needed.** When the gap after rounding is above
+   :data:`TARGET_GAP` and the model has at most :data:`MILP_PAIRS` pairs,
+   the exact MILP over every pair (HA spread exact, the unplaced level held
+   at the plan's) starts from the plan and runs to that gap or for
+   :data:`MILP_SHARE` of the time limit; its solution is kept when better
+   and its dual bound when higher.
+
 The gap is (plan - bound) / plan. Everything is deterministic: HiGHS runs one
 thread with a fixed seed, every loop has a fixed number of rounds, and ties
-go by ``prefer_kinds`` and pool order. The time limit only cuts the LP short
-(then the plan says so and its bound is weaker).
+go by ``prefer_kinds`` and pool order, unless the time limit cuts the LP or
+branch-and-bound short (a cut-short LP is noted in the plan: its bound is
+weaker).
 """
 
 from __future__ import annotations
@@ -67,12 +77,13 @@ PRICED_COLUMNS = 10  # per unit and round: the most negative reduced costs join 
 TOLERANCE = 1e-7  # a reduced cost below -TOLERANCE (relative) prices out
 LP_SHARE = 0.6  # of the time limit, for the LP (column generation and dives)
 DIVE_ROUNDS = 8
+DIVE_PAIRS = 400_000  # larger models skip the dive: their rounding loss is small next to their cost
 IMPROVE_ROUNDS = 3
-EJECT_TRIES = 12
-ROUND_UP = 0.25
-DEBUG = 0
-FILL_SIZE = -1
-HIGHS_OPTIONS: dict[str, object] = {"presolve": "off"}  # warm starts from the last basis  # pools tried per missing replica when room has to be made
+EJECT_TRIES = 12  # a unit's cheapest pools tried when room has to be made for one of its replicas
+ROUND_UP = 0.25  # a large replica's fractional LP placement is rounded up from this share
+TARGET_GAP = 0.01  # past this gap after rounding, branch-and-bound runs (to this gap) ...
+MILP_PAIRS = 60_000  # ... on models up to this many pairs, for at most this share of the time limit:
+MILP_SHARE = 0.25
 
 
 def _ceil_div(a, b):
@@ -116,15 +127,18 @@ class _Pairs:
         self._keep = None if keep.all() else keep
         if self._keep is not None:
             unit, pool, gpus, nodes, reps, ub = (a[keep] for a in (unit, pool, gpus, nodes, reps, ub))
-        self.unit, self.pool, self.gpus, self.nodes, self.reps, self.ub = unit, pool, gpus, nodes, reps, ub
+        # int32 per pair: a million pairs and more at 10,000 workloads
+        self.unit, self.pool, self.gpus, self.nodes, self.reps, self.ub = (
+            a.astype(np.int32) for a in (unit, pool, gpus, nodes, reps, ub)
+        )
         self.start = np.searchsorted(self.unit, np.arange(self.U + 1))
-        self.site = self.pool_site[self.pool]
+        self.site = self.pool_site[self.pool].astype(np.int32)
         self.a = np.where(self.uniform[self.unit], 1.0, self.R[self.unit] / self.reps)
         # LP: a replica larger than a node takes whole nodes; smaller ones count their GPUs
         self.lp_gpus = np.where(self.nodes > 0, self.G[self.pool] * self.nodes, self.gpus).astype(float)
         self.cost = np.where(self.elastic[self.pool], 0.0, self.gpus * self.cpg[self.pool])
         if kind == "cost":
-            self.obj, self.y_obj = self.cost, self.price
+            self.obj, self.y_obj = self.cost, np.where(self.elastic, self.price, 0.0)
         elif kind == "gpus":
             self.obj, self.y_obj = self.gpus.astype(float), np.zeros(P)
         else:
@@ -133,11 +147,12 @@ class _Pairs:
 
         # node models: sizes that divide the node size are exact; others are rounded up
         self.models: dict[str, NodeModel] = {}
-        self.charge = self.lp_gpus.astype(np.int64)
+        self.rounded = np.zeros(P, dtype=bool)  # pools whose small sizes are rounded up
+        self.charge = self.lp_gpus.astype(np.int32)
         small = self.nodes == 0
         if small.any():
             top = int(self.gpus[small].max()) + 1
-            combos = np.flatnonzero(np.bincount(self.pool[small] * top + self.gpus[small], minlength=P * top))
+            combos = np.flatnonzero(np.bincount(self.pool[small].astype(np.int64) * top + self.gpus[small], minlength=P * top))
             sizes_at: dict[int, list[int]] = {}
             for c in combos.tolist():
                 sizes_at.setdefault(c // top, []).append(c % top)
@@ -147,14 +162,21 @@ class _Pairs:
                     chain = _divisor_chain(int(self.G[p]))
                     nm = NodeModel("rounded", nm.sizes, rounded={s: next(c for c in chain if c >= s) for s in nm.sizes})
                 self.models[self.pool_keys[p]] = nm
+                self.rounded[p] = nm.mode == "rounded"
                 if nm.mode == "rounded":
                     at = np.flatnonzero((self.pool == p) & small)
                     self.charge[at] = [nm.charged(int(g)) for g in self.gpus[at]]
         for p in self.used.tolist():
             self.models.setdefault(self.pool_keys[p], NodeModel("none"))
-        # pairs by pool, for making room in a pool
-        self.by_pool = np.argsort(self.pool, kind="stable")
-        self.pool_start = np.searchsorted(self.pool[self.by_pool], np.arange(P + 1))
+        self._by_pool: tuple[np.ndarray, np.ndarray] | None = None
+
+    def at_pool(self, p: int) -> np.ndarray:
+        """The pairs on pool ``p``."""
+        if self._by_pool is None:
+            order = np.argsort(self.pool, kind="stable")
+            self._by_pool = (order, np.searchsorted(self.pool[order], np.arange(len(self.G) + 1)))
+        order, start = self._by_pool
+        return order[start[p] : start[p + 1]]
 
     def latency(self) -> np.ndarray:
         """Summed latency to the inputs, per pair."""
@@ -191,8 +213,7 @@ class _Master:
         self.version = h.version()
         h.setOptionValue("threads", 1)
         h.setOptionValue("random_seed", RANDOM_SEED)
-        for name, value in HIGHS_OPTIONS.items():
-            h.setOptionValue(name, value)
+        h.setOptionValue("presolve", "off")  # every solve after the first starts from the last basis
         U = pairs.U
         used = pairs.used
         self.cap_row = np.full(len(pairs.G), -1, dtype=np.int64)
@@ -208,7 +229,6 @@ class _Master:
         self._upper: dict[int, float] = {}
         self.u = np.zeros(U)
         self.y = np.zeros(len(pairs.G))
-        self.rounds = 0
 
         lp = highspy.HighsLp()
         ncols = U + len(self.elastic_pools)
@@ -280,14 +300,25 @@ class _Master:
     def ha_rows(self, units_sites: list[tuple[int, int]]) -> None:
         """HA rows for (unit, site) pairs: at most R - 1 replicas of the unit there."""
         pr = self.pairs
+        upper: list[float] = []
+        index: list[np.ndarray] = []
         for u, site in units_sites:
             at = np.arange(pr.start[u], pr.start[u + 1])
             at = at[(pr.site[at] == site) & (self.ha_row[at] < 0)]
             if not len(at):
                 continue
+            self.ha_row[at] = self.rows + len(upper)
             cols = self.pair_col[at]
-            inside = cols >= 0
-            self.ha_row[at] = self._add_row(-np.inf, float(pr.R[u] - 1), cols[inside], np.ones(int(inside.sum())))
+            index.append(cols[cols >= 0])
+            upper.append(float(pr.R[u] - 1))
+        if not upper:
+            return
+        n = len(upper)
+        starts = np.concatenate([[0], np.cumsum([len(i) for i in index])[:-1]]).astype(np.int32)
+        flat = np.concatenate(index).astype(np.int32)
+        self.h.addRows(n, np.full(n, -np.inf), np.array(upper), len(flat), starts, flat, np.ones(len(flat)))
+        self.row_lower = np.append(self.row_lower, np.full(n, -np.inf))
+        self.row_upper = np.append(self.row_upper, upper)
 
     def _separate_ha(self, x: np.ndarray) -> bool:
         """Add the HA rows the LP solution breaks; whether any was added."""
@@ -296,7 +327,7 @@ class _Master:
         if not len(js):
             return False
         width = len(pr.G) + 1
-        keys, inverse = np.unique(pr.unit[js] * width + pr.site[js], return_inverse=True)
+        keys, inverse = np.unique(pr.unit[js].astype(np.int64) * width + pr.site[js], return_inverse=True)
         load = np.bincount(inverse, weights=x[js])
         broken = keys[load > pr.R[keys // width] - 1 + 1e-6]
         rows = self.rows
@@ -358,7 +389,7 @@ class _Master:
         while True:
             h.setOptionValue("time_limit", max(self.deadline - time.perf_counter(), 0.05))
             h.run()
-            if h.getModelStatus() != self.highspy.HighsModelStatus.kOptimal:
+            if h.getModelStatus() not in (self.highspy.HighsModelStatus.kOptimal, self.highspy.HighsModelStatus.kModelEmpty):
                 break
             sol = h.getSolution()
             col_value = np.array(sol.col_value)
@@ -383,12 +414,13 @@ class _Master:
             units = pr.unit[picked]
             first = np.r_[True, units[1:] != units[:-1]]
             group_start = np.maximum.accumulate(np.where(first, np.arange(len(picked)), 0))
-            self.rounds += 1
             self.add(np.sort(picked[np.arange(len(picked)) - group_start < PRICED_COLUMNS]), obj)
         if duals is None:
             return None, None, None, False
         if not bound:
             return value, None, x, converged
+        # rows added after the last solve (HA rows) get a zero dual: still a valid bound
+        duals = np.concatenate([duals, np.zeros(self.rows - len(duals))])
         return value, min(self._lagrangian(obj, u_obj, y_obj, duals), value), x, converged
 
     def _clip(self, duals: np.ndarray) -> np.ndarray:
@@ -405,13 +437,34 @@ class _Master:
         return rc
 
     def _lagrangian(self, obj, u_obj, y_obj, duals) -> float:
-        """A lower bound from any row duals, valid for the whole model (every pair, generated or not).
+        """A lower bound from any row duals: the better of two Lagrangian bounds over every pair.
+
+        Relaxing every row (``sum dual x row bound`` plus ``min(0, reduced
+        cost) x upper bound`` over every column, generated or not) is exact
+        at the LP optimum; keeping the cover rows (:meth:`_kept_cover`) is
+        better while the generation is still going on.
+        """
+        pr = self.pairs
+        lower = np.where(np.isinf(self.row_lower), 0.0, self.row_lower)
+        upper = np.where(np.isinf(self.row_upper), 0.0, self.row_upper)
+        total = float(np.where(duals > 0, duals * lower, duals * upper).sum())
+        total += float(np.minimum(self._reduced(obj, duals), 0.0) @ pr.ub)
+        fix = duals[self.fix_row] if self.fix_row is not None else 0.0
+        rc_u = u_obj - duals[: pr.U] - pr.weight * fix
+        total += float(np.minimum(rc_u, 0.0) @ pr.R)
+        e_y = self.elastic_pools
+        rc_y = y_obj[e_y] + pr.G[e_y] * duals[self.cap_row[e_y]]
+        total += float(np.minimum(rc_y, 0.0) @ pr.N[e_y])
+        return max(total, self._kept_cover(obj, u_obj, y_obj, duals))
+
+    def _kept_cover(self, obj, u_obj, y_obj, duals) -> float:
+        """The Lagrangian bound that keeps the cover rows.
 
         The pool, HA and unplaced-level rows are relaxed with their duals
         (``dual x bound``); each unit keeps its cover row, so its part is what
         its replicas cost at the lowest reduced price among all its pairs and
         unplaced (``R min e``; a ``>=`` cover row takes every negative price in
-        full). Equal to the LP optimum once no pair prices out.
+        full). Pairs' upper bounds are left out, which only lowers it.
         """
         pr = self.pairs
         lower = np.where(np.isinf(self.row_lower), 0.0, self.row_lower)
@@ -433,7 +486,7 @@ class _Master:
             sl = slice(pr.start[u], pr.start[u + 1])
             neg = e[sl] < 0
             total += float(e[sl][neg] @ pr.ub[sl][neg]) + min(e_u[u], 0.0) * pr.R[u]
-            covered = float(pr.a[sl][neg] @ pr.ub[sl][neg])
+            covered = float(pr.a[sl][neg] @ pr.ub[sl][neg]) + (pr.R[u] if e_u[u] < 0 else 0.0)
             rest = ratio[sl][~neg].tolist() + ([e_u[u]] if e_u[u] >= 0 else [])
             total += max(pr.R[u] - covered, 0.0) * max(min(rest, default=0.0), 0.0)
         e_y = self.elastic_pools
@@ -447,23 +500,26 @@ def _static(pr: _Pairs) -> np.ndarray:
     return pr.obj + np.where(pr.elastic[pr.pool], pr.y_obj[pr.pool] / pr.G[pr.pool] * pr.lp_gpus, 0.0)
 
 
-def _seed(pr: _Pairs) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Columns for the first LP, and the (HA unit, site) rows to start with.
+def _seed(pr: _Pairs) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+    """Columns for the first LP, the (HA unit, site) rows to start with, and a greedy placement.
 
     Each unit's cheapest pools, and a quick greedy over GPU counts (the most
     critical and most constrained units first, each on its cheapest pools
     with GPUs left, HA units at most R - 1 per site): the first LP then
     already places nearly everything and its duals price the rest sensibly.
+    The greedy's replicas per pair stand in for the LP's when the LP gets no
+    time.
     """
     static = _static(pr)
-    order = np.lexsort((pr.order[pr.pool], static, pr.unit))
-    rank_in_unit = np.arange(len(pr)) - pr.start[pr.unit[order]]
-    chosen = [order[rank_in_unit < INITIAL_COLUMNS]]
+    counts = np.zeros(len(pr))
     left = (pr.G * pr.N).astype(float)
     sizes = pr.start[1:] - pr.start[:-1]
+    chosen: list[np.ndarray] = []
     ha_sites: list[tuple[int, int]] = []
     for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], sizes[u], u)):
-        js = order[pr.start[u] : pr.start[u + 1]]
+        sl = np.arange(pr.start[u], pr.start[u + 1])
+        js = sl[np.lexsort((pr.order[pr.pool[sl]], static[sl]))]
+        chosen.append(js[:INITIAL_COLUMNS])
         if pr.ha[u] and len(js):
             ha_sites.append((u, int(pr.site[js[0]])))
         need = float(pr.R[u])
@@ -481,9 +537,11 @@ def _seed(pr: _Pairs) -> tuple[np.ndarray, list[tuple[int, int]]]:
             if take > 0:
                 left[pr.pool[j]] -= take * pr.lp_gpus[j]
                 need -= take * pr.a[j]
-                chosen.append(np.array([j]))
+                counts[j] += take
+                chosen.append(js[k : k + 1])
             js = js[k + 1 :]
-    return np.unique(np.concatenate(chosen)), sorted(ha_sites)
+    columns = np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    return columns, sorted(ha_sites), counts
 
 
 def _dive(master: _Master, pr: _Pairs, x: np.ndarray, obj, u_obj, y_obj) -> np.ndarray:
@@ -504,12 +562,12 @@ def _dive(master: _Master, pr: _Pairs, x: np.ndarray, obj, u_obj, y_obj) -> np.n
         if not fixes:
             break
         for only_up in (False, True):
-            chosen = [f for f in fixes if f[3] or not only_up]
+            chosen = [(c, b[1] if only_up else b[0]) for c, *b in fixes if (b[1] if only_up else b[0]) is not None]
             if not chosen:
                 continue
-            cols = np.array([c for c, _, _, _ in chosen])
+            cols = np.array([c for c, _ in chosen])
             before = master.bounds(cols)
-            master.set_bounds(cols, np.array([lo for _, lo, _, _ in chosen]), np.array([up for _, _, up, _ in chosen]))
+            master.set_bounds(cols, np.array([b[0] for _, b in chosen]), np.array([b[1] for _, b in chosen]))
             _, _, x_new, _ = master.solve(obj, u_obj, y_obj, bound=False)
             if x_new is not None and master.unplaced_weight() <= unplaced + 1e-6:
                 x = x_new
@@ -524,27 +582,34 @@ def _dive(master: _Master, pr: _Pairs, x: np.ndarray, obj, u_obj, y_obj) -> np.n
     return x
 
 
-def _dive_fixes(master: _Master, pr: _Pairs, x: np.ndarray, big: np.ndarray) -> list[tuple[int, float, float, bool]]:
-    """One dive round's column bounds: (column, lower, upper, rounds up)."""
-    out: list[tuple[int, float, float, bool]] = []
+def _dive_fixes(master: _Master, pr: _Pairs, x: np.ndarray, big: np.ndarray):
+    """One dive round: (column, bounds, bounds when rounding only up), bounds (lower, upper) or None."""
+    out = []
     y = master.y
     e = master.elastic_pools
     for p in e[(y[e] - np.floor(y[e] + 1e-6)) > 1e-6].tolist():
-        if y[p] - math.floor(y[p] + 1e-6) >= 0.5:
-            out.append((int(master.y_col[p]), float(math.ceil(y[p] - 1e-6)), float(pr.N[p]), True))
-        else:
-            out.append((int(master.y_col[p]), 0.0, float(math.floor(y[p] + 1e-6)), False))
+        up = (float(math.ceil(y[p] - 1e-6)), float(pr.N[p]))
+        down = (0.0, float(math.floor(y[p] + 1e-6)))
+        out.append((int(master.y_col[p]), up if y[p] - math.floor(y[p] + 1e-6) >= 0.5 else down, up))
     frac = x - np.floor(x + 1e-6)
     fx = np.flatnonzero(big & (frac > 1e-6) & (master.pair_col >= 0))
     fx = fx[np.lexsort((fx, -frac[fx], pr.unit[fx]))]
     for u, group in itertools.groupby(fx.tolist(), key=lambda j: int(pr.unit[j])):
+        # the whole unit is settled: its fractional parts rounded, its other LP columns kept
         group = list(group)
         ups = max(int(round(sum(frac[j] * pr.a[j] for j in group))), 1) if pr.uniform[u] else 1
         for n, j in enumerate(group):
             if n < ups:
-                out.append((int(master.pair_col[j]), float(math.ceil(x[j] - 1e-6)), float(pr.ub[j]), True))
+                value = float(math.ceil(x[j] - 1e-6))
+                out.append((int(master.pair_col[j]), (value, value), (value, float(pr.ub[j]))))
             else:
-                out.append((int(master.pair_col[j]), 0.0, float(math.floor(x[j] + 1e-6)), False))
+                value = float(math.floor(x[j] + 1e-6))
+                out.append((int(master.pair_col[j]), (value, value), None))
+        rest = np.arange(pr.start[u], pr.start[u + 1])
+        rest = rest[(master.pair_col[rest] >= 0) & (frac[rest] <= 1e-6)]
+        for j in rest.tolist():
+            value = float(round(x[j]))
+            out.append((int(master.pair_col[j]), (value, value), None))
     return out
 
 
@@ -589,6 +654,19 @@ class _Plan:
     def remove(self, j: int, count: int = 1) -> None:
         self.add(j, -count)
 
+    def add_many(self, js: np.ndarray, counts: np.ndarray) -> None:
+        """Add ``counts`` replicas on pairs ``js`` at once (no capacity check)."""
+        pr = self.pr
+        self.n[js] += counts
+        whole = pr.nodes[js] > 0
+        P = len(pr.G)
+        self.whole += np.bincount(pr.pool[js][whole], weights=(pr.nodes[js] * counts)[whole], minlength=P).astype(np.int64)
+        self.small += np.bincount(pr.pool[js][~whole], weights=(pr.charge[js] * counts)[~whole], minlength=P).astype(np.int64)
+        ha = pr.ha[pr.unit[js]]
+        for j, count in zip(js[ha].tolist(), counts[ha].tolist()):
+            at = self.sites[int(pr.unit[j])]
+            at[int(pr.site[j])] = at.get(int(pr.site[j]), 0) + count
+
     def fits(self, j: int, count: int = 1) -> bool:
         pr = self.pr
         p = pr.pool[j]
@@ -603,6 +681,14 @@ class _Plan:
         pr = self.pr
         sl = slice(pr.start[u], pr.start[u + 1])
         return float(self.n[sl] @ pr.a[sl])
+
+    def value(self) -> float:
+        """The plan's objective (replicas, and instances of elastic pools)."""
+        return float(self.n @ self.pr.obj) + float(self.instances(np.arange(len(self.pr.G))) @ self.pr.y_obj)
+
+    def missing_weight(self) -> float:
+        """Unplaced replicas weighted by criticality."""
+        return float(sum(self.pr.weight[u] * self.missing(u) for u in range(self.pr.U)))
 
     def missing(self, u: int) -> int:
         """Replicas of unit ``u`` left unplaced."""
@@ -640,20 +726,20 @@ class _Plan:
         _, extra = self.marginal(np.array([j]))
         return float(pr.obj[j] + extra[0] * pr.y_obj[pr.pool[j]])
 
-    def make_room(self, j: int) -> list[tuple[int, int]] | None:
-        """Move other units' replicas out of pair ``j``'s pool until one more replica fits there.
+    def make_room(self, j: int, change: _Change) -> bool:
+        """Move other units' replicas out of pair ``j``'s pool (through ``change``) until one more fits.
 
-        Each moved replica goes to the best other pool of its own unit. The
-        moves (from, to), or None (and nothing moved) when no room can be made.
+        Each moved replica goes to the best other pool of its own unit.
+        False when no room can be made (the caller undoes ``change``).
         """
         pr = self.pr
         p = int(pr.pool[j])
         u = int(pr.unit[j])
         if self.n[j] >= pr.ub[j]:
-            return None
-        moves: list[tuple[int, int]] = []
-        others = pr.by_pool[pr.pool_start[p] : pr.pool_start[p + 1]]
-        others = others[(pr.unit[others] != u) & (self.n[others] > 0)]
+            return False
+        others = pr.at_pool(p)
+        # HA replicas stay where they are: moving one could leave its workload on one site
+        others = others[(pr.unit[others] != u) & (self.n[others] > 0) & ~pr.ha[pr.unit[others]]]
         if pr.nodes[j]:
             others = others[np.lexsort((others, -pr.nodes[others]))]
         else:
@@ -661,19 +747,90 @@ class _Plan:
         for i in others.tolist():
             while not self.fits(j) and self.n[i] > 0:
                 v = int(pr.unit[i])
-                self.remove(i)
+                change.remove(i)
                 target = self.best(v, exclude_pool=p)
                 if target is None:
-                    self.add(i)
+                    change.add(i)
                     break
-                self.add(target)
-                moves.append((i, target))
+                change.add(target)
             if self.fits(j):
-                return moves
-        for i, target in reversed(moves):
-            self.remove(target)
-            self.add(i)
-        return None
+                return True
+        return False
+
+
+class _Change:
+    """Changes to a plan made one by one, then kept or undone as a whole; knows what they cost."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        self.log: list[tuple[int, int]] = []
+        self.before: dict[int, int] = {}  # pool -> instances before the change
+
+    def add(self, j: int, count: int = 1) -> None:
+        p = int(self.plan.pr.pool[j])
+        if p not in self.before:
+            self.before[p] = int(self.plan.instances(p))
+        self.plan.add(j, count)
+        self.log.append((j, count))
+
+    def remove(self, j: int, count: int = 1) -> None:
+        self.add(j, -count)
+
+    def cost(self) -> float:
+        """What the change adds to the objective (negative: it saves)."""
+        pr = self.plan.pr
+        total = sum(count * float(pr.obj[j]) for j, count in self.log)
+        for p, before in self.before.items():
+            total += (int(self.plan.instances(p)) - before) * float(pr.y_obj[p])
+        return total
+
+    def undo(self) -> None:
+        for j, count in reversed(self.log):
+            self.plan.add(j, -count)
+        self.log.clear()
+        self.before.clear()
+
+    def redo(self, log: list[tuple[int, int]]) -> None:
+        for j, count in log:
+            self.add(j, count)
+
+
+def _insert(plan: _Plan, u: int, exclude_site: int | None = None) -> bool:
+    """One more replica of unit ``u``, at the least cost: directly, or where room is made for it.
+
+    Making room (moving replicas of other units to their own best pools) is
+    tried on the unit's cheapest pools when the direct placement costs more
+    than the unit's cheapest pool would.
+    """
+    pr = plan.pr
+    best_log: list[tuple[int, int]] | None = None
+    best_cost = math.inf
+    j = plan.best(u, exclude_site=exclude_site)
+    if j is not None:
+        best_log, best_cost = [(j, 1)], plan.step_cost(j)
+    js = np.arange(pr.start[u], pr.start[u + 1])
+    if exclude_site is not None:
+        js = js[pr.site[js] != exclude_site]
+    js = js[pr.obj[js] < best_cost - 1e-9]
+    cap = plan.site_cap(u)
+    tries = 0
+    for k in js[np.lexsort((js, pr.order[pr.pool[js]], pr.obj[js]))].tolist():
+        if cap is not None and plan.sites[u].get(int(pr.site[k]), 0) >= cap:
+            continue
+        if pr.obj[k] >= best_cost - 1e-9 or tries >= EJECT_TRIES:
+            break
+        tries += 1
+        change = _Change(plan)
+        if plan.make_room(k, change):
+            change.add(k)
+            cost = change.cost()
+            if cost < best_cost - 1e-9:
+                best_log, best_cost = list(change.log), cost
+        change.undo()
+    if best_log is None:
+        return False
+    _Change(plan).redo(best_log)
+    return True
 
 
 def _round(pr: _Pairs, x: np.ndarray) -> _Plan:
@@ -686,8 +843,9 @@ def _round(pr: _Pairs, x: np.ndarray) -> _Plan:
     """
     plan = _Plan(pr)
     size = np.zeros(pr.U, dtype=np.int64)
-    if len(pr):
-        np.maximum.at(size, pr.unit, pr.charge)
+    nonempty = pr.start[1:] > pr.start[:-1]
+    if nonempty.any():
+        size[nonempty] = np.maximum.reduceat(pr.charge, pr.start[:-1][nonempty])
 
     def take(j: int, count: int) -> None:
         u = int(pr.unit[j])
@@ -700,51 +858,114 @@ def _round(pr: _Pairs, x: np.ndarray) -> _Plan:
             plan.add(j, count)
 
     big_first = sorted(range(pr.U), key=lambda u: (-size[u], u))
-    # the LP's whole replicas: they fit together, since the LP's GPUs per pool fit
+    # The LP's whole replicas fit together, since the LP's GPUs per pool fit (and its HA
+    # rows hold): all at once, except on pools whose sizes are rounded up (checked one by one).
+    floors = np.floor(x + 1e-6).astype(np.int64)
+    rounded = pr.rounded
+    bulk = (floors > 0) & ~rounded[pr.pool]
+    plan.add_many(np.flatnonzero(bulk), floors[bulk])
     for u in big_first:
         sl = np.arange(pr.start[u], pr.start[u + 1])
-        for j in sl[np.floor(x[sl] + 1e-6) > 0].tolist():
-            take(j, int(math.floor(x[j] + 1e-6)))
+        for j in sl[(floors[sl] > 0) & rounded[pr.pool[sl]]].tolist():
+            take(j, int(floors[j]))
     # each unit's biggest fractional placements rounded up while replicas are missing
-    for u in big_first:
-        sl = np.arange(pr.start[u], pr.start[u + 1])
-        frac = x[sl] - np.floor(x[sl] + 1e-6)
-        for k in np.lexsort((sl, -frac)).tolist():
-            if frac[k] < ROUND_UP or plan.covered(u) >= pr.R[u] - 1e-9:
-                break
-            take(int(sl[k]), 1)
+    frac = x - floors
+    ups = np.flatnonzero(frac >= ROUND_UP)
+    ups = ups[np.lexsort((ups, -frac[ups], -size[pr.unit[ups]]))]
+    for j in ups.tolist():
+        if plan.covered(int(pr.unit[j])) < pr.R[pr.unit[j]] - 1e-9:
+            take(j, 1)
     # the rest where it adds least: the most critical first, then large replicas, then the least choice
-    for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], FILL_SIZE * size[u], pr.start[u + 1] - pr.start[u], u)):
-        while plan.covered(u) < pr.R[u] - 1e-9:
-            j = plan.best(u)
-            if j is None:
-                break
-            plan.add(j)
+    for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], -size[u], pr.start[u + 1] - pr.start[u], u)):
+        while plan.covered(u) < pr.R[u] - 1e-9 and _insert(plan, u):
+            pass
     return plan
 
 
-def _place_missing(plan: _Plan) -> None:
-    """Replicas the rounding left out: make room for them on their cheapest pools."""
-    pr = plan.pr
-    for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], u)):
-        while plan.missing(u):
-            js = np.arange(pr.start[u], pr.start[u + 1])
-            js = js[np.lexsort((pr.order[pr.pool[js]], pr.obj[js]))]
-            cap = plan.site_cap(u)
-            placed = False
-            tries = 0
-            for j in js.tolist():
-                if cap is not None and plan.sites[u].get(int(pr.site[j]), 0) >= cap:
-                    continue
-                tries += 1
-                if tries > EJECT_TRIES:
-                    break
-                if plan.make_room(j) is not None:
-                    plan.add(j)
-                    placed = True
-                    break
-            if not placed:
-                break
+def _branch_and_bound(pr: _Pairs, plan: _Plan, u_plan: float, deadline: float):
+    """The exact MILP over every pair, started from ``plan``: (better plan or None, its proven bound or None).
+
+    The unplaced level is held at the plan's; HA spread is exact (``k``
+    placed at all, ``2k <= t <= R k``, ``sum_{p at s} x <= t - k``). The
+    dual bound is only returned when no pool rounds its sizes up (rounding
+    restricts the model, so its bound would not hold for the real one).
+    HiGHS stops at ``mip_rel_gap`` :data:`TARGET_GAP` or the deadline.
+    """
+    h, highspy = _highs()
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", RANDOM_SEED)
+    h.setOptionValue("mip_rel_gap", TARGET_GAP)
+    h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.05))
+    U, n = pr.U, len(pr)
+    used = pr.used
+    cap_row = np.full(len(pr.G), -1, dtype=np.int64)
+    cap_row[used] = U + np.arange(len(used))
+    elastic = used[pr.elastic[used]]
+    ha_units = np.flatnonzero(pr.ha)
+    # columns: x (pairs), u (units), y (elastic pools), then k, t per HA unit
+    base_u, base_y, base_k = n, n + U, n + U + len(elastic)
+    ncols = base_k + 2 * len(ha_units)
+    cost = np.concatenate([pr.obj, np.zeros(U), pr.y_obj[elastic], np.zeros(2 * len(ha_units))])
+    kt = np.column_stack([np.ones(len(ha_units)), pr.R[ha_units].astype(float)]).ravel()  # k, t, k, t, ...
+    upper = np.concatenate([pr.ub.astype(float), pr.R.astype(float), pr.N[elastic].astype(float), kt])
+    inf = highspy.kHighsInf
+    rows: list[tuple[float, float, np.ndarray, np.ndarray]] = []
+    for u in range(U):
+        js = np.arange(pr.start[u], pr.start[u + 1])
+        hi = float(pr.R[u]) if pr.uniform[u] else inf
+        rows.append((float(pr.R[u]), hi, np.append(js, base_u + u), np.append(pr.a[js], 1.0)))
+    for p in used.tolist():
+        js = pr.at_pool(p)
+        idx, val = js, np.where(pr.nodes[js] > 0, pr.G[p] * pr.nodes[js], pr.charge[js]).astype(float)
+        if pr.elastic[p]:
+            y = base_y + int(np.searchsorted(elastic, p))
+            rows.append((-inf, 0.0, np.append(idx, y), np.append(val, -float(pr.G[p]))))
+        else:
+            rows.append((-inf, float(pr.G[p] * pr.N[p]), idx, val))
+    rows.append((-inf, u_plan + 1e-9, base_u + np.arange(U), pr.weight.astype(float)))
+    for i, u in enumerate(ha_units.tolist()):
+        k, t = base_k + 2 * i, base_k + 2 * i + 1
+        js = np.arange(pr.start[u], pr.start[u + 1])
+        R = float(pr.R[u])
+        rows.append((0.0, 0.0, np.append(js, t), np.append(np.ones(len(js)), -1.0)))
+        rows.append((-inf, 0.0, np.array([t, k]), np.array([1.0, -R])))
+        rows.append((0.0, inf, np.array([t, k]), np.array([1.0, -2.0])))
+        for site in np.unique(pr.site[js]).tolist():
+            at = js[pr.site[js] == site]
+            rows.append((-inf, 0.0, np.append(at, [t, k]), np.append(np.ones(len(at)), [-1.0, 1.0])))
+    lp = highspy.HighsLp()
+    lp.num_col_ = ncols
+    lp.num_row_ = len(rows)
+    lp.col_cost_ = cost
+    lp.col_lower_ = np.zeros(ncols)
+    lp.col_upper_ = upper
+    lp.row_lower_ = np.array([r[0] for r in rows])
+    lp.row_upper_ = np.array([r[1] for r in rows])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.concatenate([[0], np.cumsum([len(r[2]) for r in rows])]).astype(np.int32)
+    lp.a_matrix_.index_ = np.concatenate([r[2] for r in rows]).astype(np.int32)
+    lp.a_matrix_.value_ = np.concatenate([r[3] for r in rows]).astype(float)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * ncols
+    h.passModel(lp)
+    start = np.zeros(ncols)
+    start[:n] = plan.n
+    start[base_u : base_u + U] = [plan.missing(u) for u in range(U)]
+    start[base_y : base_y + len(elastic)] = plan.instances(elastic)
+    for i, u in enumerate(ha_units.tolist()):
+        placed = int(plan.n[pr.start[u] : pr.start[u + 1]].sum())
+        start[base_k + 2 * i] = 1.0 if placed else 0.0
+        start[base_k + 2 * i + 1] = placed
+    h.setSolution(ncols, np.arange(ncols, dtype=np.int32), start)
+    h.run()
+    info = h.getInfo()
+    dual = float(info.mip_dual_bound)
+    bound = dual if math.isfinite(dual) and not pr.rounded[used].any() else None
+    if info.primal_solution_status != 2:
+        return None, bound
+    sol = np.round(np.array(h.getSolution().col_value)[:n]).astype(np.int64)
+    better = _Plan(pr)
+    better.add_many(np.flatnonzero(sol > 0), sol[sol > 0])
+    return better, bound
 
 
 def _repair_ha(plan: _Plan) -> int:
@@ -759,18 +980,10 @@ def _repair_ha(plan: _Plan) -> int:
         (site,) = at
         js = [j for j in range(pr.start[u], pr.start[u + 1]) if plan.n[j] > 0]
         moved = None
-        if placed >= 2:  # move one replica to another site
-            j_old = max(js, key=lambda j: (pr.obj[j], pr.order[pr.pool[j]], j))
-            plan.remove(j_old)
-            moved = j_old
-        target = plan.best(u, exclude_site=site)
-        if target is None:
-            for j in np.arange(pr.start[u], pr.start[u + 1]).tolist():
-                if pr.site[j] != site and plan.make_room(j) is not None:
-                    target = j
-                    break
-        if target is not None and (moved is not None or placed < pr.R[u]):
-            plan.add(target)
+        if placed >= 2 or placed == pr.R[u]:  # move one replica to another site
+            moved = max(js, key=lambda j: (pr.obj[j], pr.order[pr.pool[j]], j))
+            plan.remove(moved)
+        if _insert(plan, u, exclude_site=site):
             continue
         if moved is not None:
             plan.add(moved)
@@ -785,45 +998,38 @@ def _improve(plan: _Plan) -> None:
 
     A pool's last instance holds ``small - G (instances - whole - 1)`` GPUs
     of small replicas; moving that many out (each to its unit's best other
-    pool) closes it, and the moves are kept when they cost less than the
-    instance. Pools with the emptiest last instance go first.
+    pool) closes it, and the moves are kept when they save. Pools with the
+    emptiest last instance go first.
     """
     pr = plan.pr
-    if not (pr.elastic & (pr.y_obj > 0)).any():
+    if not (pr.y_obj > 0).any():
         return
     for _ in range(IMPROVE_ROUNDS):
         changed = False
-        pools = np.flatnonzero(pr.elastic & (pr.y_obj > 0) & (plan.small > 0))
+        pools = np.flatnonzero((pr.y_obj > 0) & (plan.small > 0))
         last = plan.small[pools] - pr.G[pools] * (plan.instances(pools) - plan.whole[pools] - 1)
-        for p in pools[np.lexsort((pools, -pr.price[pools], last))].tolist():
+        for p in pools[np.lexsort((pools, -pr.y_obj[pools], last))].tolist():
             need = int(plan.small[p]) - int(pr.G[p]) * (int(plan.instances(p)) - int(plan.whole[p]) - 1)
             if need <= 0:
                 continue
-            saved = float(pr.y_obj[p])
-            moves: list[tuple[int, int]] = []
-            cost = 0.0
-            js = pr.by_pool[pr.pool_start[p] : pr.pool_start[p + 1]]
-            js = js[(plan.n[js] > 0) & (pr.nodes[js] == 0)]
+            change = _Change(plan)
+            js = pr.at_pool(p)
+            js = js[(plan.n[js] > 0) & (pr.nodes[js] == 0) & ~pr.ha[pr.unit[js]]]
             for j in js[np.lexsort((js, -pr.charge[js]))].tolist():
-                while plan.n[j] > 0 and need > 0 and cost < saved:
-                    u = int(pr.unit[j])
-                    plan.remove(j)
-                    target = plan.best(u, exclude_pool=p)
+                while plan.n[j] > 0 and need > 0:
+                    change.remove(j)
+                    target = plan.best(int(pr.unit[j]), exclude_pool=p)
                     if target is None:
-                        plan.add(j)
+                        change.add(j)
                         break
-                    cost += plan.step_cost(target) - float(pr.obj[j])
-                    plan.add(target)
-                    moves.append((j, target))
+                    change.add(target)
                     need -= int(pr.charge[j])
-                if need <= 0 or cost >= saved:
+                if need <= 0:
                     break
-            if need <= 0 and cost < saved - 1e-9:
+            if need <= 0 and change.cost() < -1e-9:
                 changed = True
-                continue
-            for j, target in reversed(moves):
-                plan.remove(target)
-                plan.add(j)
+            else:
+                change.undo()
         if not changed:
             return
 
@@ -838,10 +1044,11 @@ def optimise_large(spec, facts, adm: Admissibility, started: float, units, unpla
     rank = {k: prefer.index(k) if k in prefer else len(prefer) for k in ("on-prem", "colocation", "cloud")}
     cost_per_gpu, imputed = pool_prices(facts)
     notes: list[str] = []
+    deadline = started + time_limit
 
     pr = _Pairs(units, facts.pools, kind, cost_per_gpu, rank, site_kind)
     master = _Master(pr, started + LP_SHARE * time_limit)
-    seed, ha_sites = _seed(pr)
+    seed, ha_sites, greedy = _seed(pr)
     master.add(seed, np.zeros(len(pr)))
     master.ha_rows(ha_sites)
 
@@ -852,16 +1059,16 @@ def optimise_large(spec, facts, adm: Admissibility, started: float, units, unpla
     u_obj = big_m * pr.weight
     value, bound, x, converged = master.solve(pr.obj, u_obj, pr.y_obj)
     if x is None:
-        x, bound, converged = np.zeros(len(pr)), None, False
+        x, bound, converged = greedy, None, False
         notes.append("the LP relaxation found no solution in the time limit; the plan is greedy")
     t1 = time.perf_counter()
 
-    if value is not None:
+    if value is not None and len(pr) <= DIVE_PAIRS:
         x = _dive(master, pr, x, pr.obj, u_obj, pr.y_obj)
     plan = _round(pr, x)
-    _place_missing(plan)
     dropped = _repair_ha(plan)
     _improve(plan)
+    dropped += _repair_ha(plan)  # nothing after the first repair moves HA replicas; this only checks
     t2 = time.perf_counter()
 
     missing = np.array([plan.missing(u) for u in range(pr.U)], dtype=float)
@@ -876,8 +1083,17 @@ def optimise_large(spec, facts, adm: Admissibility, started: float, units, unpla
         master.fix_unplaced(u_plan + 1e-9 * max(1.0, u_plan))
         _, bound, _, o_converged = master.solve(pr.obj, np.zeros(pr.U), pr.y_obj)
         converged = converged and u_converged and o_converged
-    if bound is None:
-        bound = 0.0
+    # every objective (cost, GPUs, latency) is >= 0
+    bound = max(bound or 0.0, 0.0)
+    milp = None
+    if _gap(plan.value(), bound) > TARGET_GAP and len(pr) <= MILP_PAIRS and time.perf_counter() < deadline - 0.5:
+        milp = _branch_and_bound(pr, plan, u_plan, min(deadline, time.perf_counter() + MILP_SHARE * time_limit))
+        if milp is not None:
+            better, milp_bound = milp
+            if better is not None and better.value() < plan.value() - 1e-9 and better.missing_weight() <= u_plan + 1e-9:
+                plan = better
+            if milp_bound is not None:
+                bound = max(bound, milp_bound)
     t3 = time.perf_counter()
 
     # deal units back to workloads
@@ -965,4 +1181,5 @@ def optimise_large(spec, facts, adm: Admissibility, started: float, units, unpla
         seconds=time.perf_counter() - started,
         imputed=imputed,
         notes=notes,
+        candidates=wcand,
     )
