@@ -6,6 +6,11 @@ generated specs, the plan's gap, and growth between sizes.
     python bench/run.py --sizes 10x100 100x1000 --seed 3
 
 Each size runs in a fresh process so peak memory (ru_maxrss) belongs to it.
+Besides the stages (run one after another in that process), the table shows
+the commands a user runs, end to end in their own process: `medplan
+validate` and `medplan plan --out` (with its peak memory). Growth is the
+stage total over the previous size's; the last line gives the plan
+command's growth from 1,000 to 10,000 workloads when both sizes ran.
 When opa-golib-python-bindings is installed, the real OPA v1.20 engine is
 timed on the same validate-stage policies and input document.
 """
@@ -39,8 +44,10 @@ def run_one(sites: int, workloads: int, seed: int) -> dict:
     from planner.policy.evaluate import evaluate_placement, evaluate_stage
     from planner.render import render_plan_files
     from planner.solver import admissibility, expand_denials, solve
+    from planner.cli import tune_gc
     from planner.spec.loader import load_spec
 
+    tune_gc()  # as the command line does
     times: dict[str, float] = {}
     peaks: dict[str, float] = {}
 
@@ -89,6 +96,8 @@ def run_one(sites: int, workloads: int, seed: int) -> dict:
 
         opa = _opa_time(run)
         objective = result_plan.objective
+        validate_s, validate_mb = _command(["validate", str(path)])
+        plan_s, plan_mb = _command(["plan", str(path), "--out", str(Path(tmp) / "plan")])
         return {
             "size": f"{sites}x{workloads}",
             "flows": len(spec.flows),
@@ -102,7 +111,23 @@ def run_one(sites: int, workloads: int, seed: int) -> dict:
             "files": len(files),
             "opa_validate_s": opa,
             "regorus_validate_s": _regorus_time(run),
+            "validate_cmd_s": validate_s,
+            "plan_cmd_s": plan_s,
+            "plan_cmd_mb": max(validate_mb, plan_mb),
         }
+
+
+def _command(args: list[str]) -> tuple[float, float]:
+    """Wall time and peak memory of one `medplan` command, as a user runs it.
+
+    Peak memory is the largest child so far (the commands run in order,
+    validate before plan, so the second figure is plan's)."""
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "planner.cli", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    if done.returncode not in (0, 1):  # 1: the generated spec's deliberate violations
+        raise SystemExit(f"medplan {args[0]} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def _regorus_time(run) -> float:
@@ -150,7 +175,7 @@ def main() -> None:
             print(f"{size}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    head = f"{'size':>11} {'flows':>6} " + " ".join(f"{s:>13}" for s in STAGES) + f" {'total s':>8} {'peak MB':>8} {'gap':>7} {'unplaced':>8} {'OPA val s':>9} {'regorus s':>9} {'growth':>7}"
+    head = f"{'size':>11} {'flows':>6} " + " ".join(f"{s:>13}" for s in STAGES) + f" {'total s':>8} {'peak MB':>8} {'gap':>7} {'unplaced':>8} {'OPA val s':>9} {'regorus s':>9} {'growth':>7} {'validate':>9} {'plan cmd':>9} {'cmd MB':>7}"
     print(head)
     previous = None
     for row in rows:
@@ -160,8 +185,12 @@ def main() -> None:
         print(
             f"{row['size']:>11} {row['flows']:>6} "
             + " ".join(f"{row['times'][s]:>7.3f}s/{row['peak_mb'][s]:>4.0f}M" for s in STAGES)
-            + f" {row['total_s']:>8.2f} {max(row['peak_mb'].values()):>8.0f} {row['gap']:>7.2%} {row['unplaced']:>8} {opa:>9} {row['regorus_validate_s']:>9.3f} {growth:>7}"
+            + f" {row['total_s']:>8.2f} {max(row['peak_mb'].values()):>8.0f} {row['gap']:>7.2%} {row['unplaced']:>8} {opa:>9} {row['regorus_validate_s']:>9.3f} {growth:>7} {row['validate_cmd_s']:>8.2f}s {row['plan_cmd_s']:>8.2f}s {row['plan_cmd_mb']:>7.0f}"
         )
+    by_size = {row["size"]: row for row in rows}
+    if "100x1000" in by_size and "1000x10000" in by_size:
+        small, large = by_size["100x1000"]["plan_cmd_s"], by_size["1000x10000"]["plan_cmd_s"]
+        print(f"plan command, 1,000 -> 10,000 workloads: {small:.2f} s -> {large:.2f} s ({large / small:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,4 @@ def test_benchmark_script_runs_the_smallest_size():
     row = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(row["times"]) == {"load", "validate", "placement", "admissibility", "solve", "plan-stage", "render"}
     assert row["gap"] <= 0.01
+    assert row["validate_cmd_s"] > 0 and row["plan_cmd_s"] > 0 and row["plan_cmd_mb"] > 0

@@ -88,6 +88,21 @@ def test_merge_keys_are_supported_and_explicit_keys_win(write):
     assert [(p.id, p.nodes) for p in spec.sites[0].pools] == [("h100", 2), ("h100b", 4)]
 
 
+def test_merged_and_explicit_keys_are_located_where_their_values_are_written():
+    from planner.spec.yamlsource import parse_yaml
+
+    text = b"base: &b {gpu: H100, nodes: 2}\npool:\n  <<: *b\n  nodes: 4\nlate:\n  nodes: 8\n  <<: [*b, {zone: eu}]\n"
+    source = parse_yaml(text, "s.yaml")
+    assert source.data["pool"] == {"gpu": "H100", "nodes": 4}
+    assert source.data["late"] == {"gpu": "H100", "nodes": 8, "zone": "eu"}
+    at = lambda *path, key=False: str(source.locate(path, key=key))  # noqa: E731
+    assert at("pool", "nodes") == "s.yaml:4:10" and at("pool", "nodes", key=True) == "s.yaml:4:3"
+    assert at("pool", "gpu") == "s.yaml:1:16"  # the anchored mapping's value
+    assert at("late", "nodes") == "s.yaml:6:10" and at("late", "zone", key=True) == "s.yaml:7:13"
+    assert at("pool", "missing", 3) == "s.yaml:3:3"  # nearest existing ancestor: the mapping
+    assert at("nowhere", key=True) == "s.yaml:1:1"
+
+
 def test_deep_nesting_refused(write):
     path = write("s.yaml", "metadata:\n  description: " + "[" * 80 + "]" * 80 + "\n")
     assert errors_of(path) == [f"{path}:2:79: metadata.description" + "[0]" * 63 + ": nesting is too deep (more than 64 levels)"]

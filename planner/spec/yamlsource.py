@@ -60,27 +60,58 @@ for _tag, _pattern, _first in [
     _CoreSchemaLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
 
 
+# A position packs a 0-based line and column into one int: a file is at most
+# MAX_FILE_BYTES long, so no column reaches _COLUMNS.
+_COLUMNS = 1 << 25
+
+
+class _Where:
+    """Positions inside one collection: its own, each child value's and, in a
+    mapping, each key's. Scalars are positions only."""
+
+    __slots__ = ("at", "values", "keys")
+
+    def __init__(self, at: int, values, keys: dict | None = None):
+        self.at = at
+        self.values = values  # dict (mapping) or list (sequence) of children's positions
+        self.keys = keys
+
+
+def _at(position) -> int:
+    return position.at if isinstance(position, _Where) else position
+
+
 @dataclass
 class SourceFile:
     """One YAML file turned into plain data plus a location for every node."""
 
     path: str
     data: object
-    values: dict[PathKey, Location] = field(default_factory=dict)
-    keys: dict[PathKey, Location] = field(default_factory=dict)
+    root: object = 0  # the position of the document's node (an int or a _Where)
     raw: bytes = b""  # the bytes as read: hashed, and kept in plan.json
+
+    def _location(self, position) -> Location:
+        at = _at(position)
+        return Location(self.path, at // _COLUMNS + 1, at % _COLUMNS + 1)
 
     def locate(self, path: PathKey, *, key: bool = False) -> Location:
         """The location of ``path``, or of its nearest ancestor that exists."""
-        table = self.keys if key else self.values
-        probe = tuple(path)
-        while probe:
-            if probe in table:
-                return table[probe]
-            if not key and probe in self.keys:
-                return self.keys[probe]
-            probe = probe[:-1]
-        return self.values.get((), Location(self.path, 1, 1))
+        value, key_at, found_key = self.root, None, False
+        position = self.root
+        for part in path:
+            if not isinstance(position, _Where):
+                break
+            children = position.values
+            if isinstance(children, dict):
+                if part not in children:
+                    break
+                key_at, found_key = position.keys[part], True
+            elif not isinstance(part, int) or not 0 <= part < len(children):
+                break
+            position = value = children[part]
+        if key:
+            return self._location(key_at) if found_key else self._location(self.root)
+        return self._location(value)
 
 
 def format_path(path: PathKey) -> str:
@@ -100,6 +131,10 @@ def format_path(path: PathKey) -> str:
 
 def _loc(file: str, mark) -> Location:
     return Location(file, mark.line + 1, mark.column + 1)
+
+
+def _mark(at: int) -> yaml.Mark:
+    return yaml.Mark("", 0, at // _COLUMNS, at % _COLUMNS, None, None)
 
 
 def read_yaml(path: Path, display: str | None = None) -> SourceFile:
@@ -139,7 +174,7 @@ def parse_yaml(raw: bytes, name: str) -> SourceFile:
         line = text[: text.index("\x00")].count("\n") + 1
         raise InputError("binary file", [Diagnostic(Location(name, line, 1), "file contains a NUL character; expected YAML text")])
     try:
-        nodes = list(yaml.compose_all(text, Loader=_CoreSchemaLoader))
+        data, root = _Builder(text, name).document()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _loc(name, mark) if mark is not None else Location(name)
@@ -149,18 +184,7 @@ def parse_yaml(raw: bytes, name: str) -> SourceFile:
         raise InputError("invalid YAML", [Diagnostic(Location(name), f"invalid YAML: {exc}")]) from exc
     except RecursionError as exc:
         raise InputError("invalid YAML", [Diagnostic(Location(name), "nesting is too deep")]) from exc
-    if len(nodes) > 1:
-        raise InputError(
-            "several documents",
-            [Diagnostic(_loc(name, nodes[1].start_mark), "expected one YAML document per file; split the others into their own files")],
-        )
-    source = SourceFile(name, None, raw=raw)
-    if not nodes:
-        source.data = {}
-        source.values[()] = Location(name, 1, 1)
-        return source
-    source.data = _Converter(source).convert(nodes[0])
-    return source
+    return SourceFile(name, data, root, raw=raw)
 
 
 _HINTS = {
@@ -196,138 +220,282 @@ def _explain(exc: yaml.MarkedYAMLError, text: str = "") -> str:
 _TOO_LONG = "too many digits"
 
 
-class _Converter:
-    """Turns a composed node tree into plain data, recording locations."""
+_STR = "tag:yaml.org,2002:str"
+_RESOLVERS = _CoreSchemaLoader.yaml_implicit_resolvers
 
-    def __init__(self, source: SourceFile):
-        self.source = source
-        self.name = source.path
+
+def _copy(value):
+    """A fresh copy of an anchored value, for one of its aliases."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+class _Builder:
+    """Builds plain data and positions straight from the parser's events.
+
+    One pass, no node tree: a 6 MB spec is about 700,000 events. Aliases are
+    copies of their anchored value, counted by the nodes they expand to, so
+    an alias bomb is refused before any copy is made.
+    """
+
+    def __init__(self, text: str, name: str):
+        self.loader = _Loader(text)
+        self.get = self.loader.get_event
+        self.name = name
         self.count = 0
-        self.visited: set[int] = set()
-        self.locations: dict[int, Location] = {}
         self.reused = 0
-        self.alias_entry: PathKey | None = None
+        self.anchors: dict[str, tuple[object, object, int]] = {}  # value, position, nodes
+        self.open: set[str] = set()  # anchors of the collections being built
+        self.path: list = []  # keys and indexes down to the node being built
+        self.key_marks: list = []  # per level: the position of its key (None in a sequence)
         self.errors: list[Diagnostic] = []
+        # Raw control characters anywhere? Otherwise only double-quoted
+        # scalars (escapes) can hold one.
+        self.raw_controls = _CONTROL.search(text) is not None
 
-    def convert(self, node: yaml.Node):
-        value = self._node(node, (), 0)
-        if self.errors:
-            raise InputError("invalid YAML", self.errors)
-        return value
+    def document(self) -> tuple[object, object]:
+        """The one document's data and root position ({} for an empty file)."""
+        try:
+            self.get()  # stream start
+            if isinstance(self.get(), yaml.StreamEndEvent):
+                return {}, 0
+            try:
+                data, root, _ = self._node(self.get(), 0)
+            except InputError:
+                # A syntax error or a second document further down comes first.
+                self._several(self._rest(complete=False))
+                raise
+            self._several(self._rest(complete=True))
+            if self.errors:
+                raise InputError("invalid YAML", self.errors)
+            return data, root
+        finally:
+            self.loader.dispose()
 
-    def _fail(self, node: yaml.Node, message: str, path: PathKey) -> None:
-        raise InputError("invalid YAML", [Diagnostic(_loc(self.name, node.start_mark), message, format_path(path))])
+    def _several(self, second) -> None:
+        if second is not None:
+            raise InputError(
+                "several documents",
+                [Diagnostic(_loc(self.name, second.start_mark), "expected one YAML document per file; split the others into their own files")],
+            )
 
-    def _node(self, node: yaml.Node, path: PathKey, depth: int):
+    def _rest(self, complete: bool):
+        """Read the rest of the stream for syntax errors and, in documents
+        after the first, undefined aliases. The second document's first
+        event, or None."""
+        second = None
+        anchors: set[str] = set()
+        check = False
+        starting = False
+        while True:
+            event = self.get()
+            kind = type(event)
+            if kind is yaml.StreamEndEvent:
+                return second
+            if kind is yaml.DocumentStartEvent:
+                anchors, check, starting = set(), complete or second is not None, second is None
+                continue
+            if starting:
+                second, starting = event, False
+            if kind is yaml.AliasEvent:
+                if check and event.anchor not in anchors:
+                    raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+            elif getattr(event, "anchor", None) is not None:
+                anchors.add(event.anchor)
+
+    def _fail(self, at: int, message: str, path: list | None = None) -> None:
+        where = format_path(self.path if path is None else path)
+        raise InputError("invalid YAML", [Diagnostic(self._location(at), message, where)])
+
+    def _location(self, at: int) -> Location:
+        return Location(self.name, at // _COLUMNS + 1, at % _COLUMNS + 1)
+
+    def _node(self, event, depth: int) -> tuple[object, object, int]:
+        """Build the node that ``event`` starts: (value, position, nodes)."""
+        mark = event.start_mark
+        at = mark.line * _COLUMNS + mark.column
+        kind = type(event)
+        if kind is yaml.AliasEvent:
+            return self._alias(event, at)
         self.count += 1
         if self.count > MAX_NODES:
-            self._fail(node, f"document has more than {MAX_NODES:,} nodes; refusing to load", path)
-        entered = False
-        if id(node) in self.visited:
-            self.reused += 1
-            if self.alias_entry is None:
-                self.alias_entry, entered = path, True
-            if self.reused > MAX_ALIAS_NODES:
-                self._alias_bomb()
+            self._fail(at, f"document has more than {MAX_NODES:,} nodes; refusing to load")
+        if depth > MAX_DEPTH:
+            self._fail(at, f"nesting is too deep (more than {MAX_DEPTH} levels)")
+        if kind is yaml.ScalarEvent:
+            built = self._scalar(event, at), at, 1
         else:
-            self.visited.add(id(node))
-        try:
-            return self._value(node, path, depth)
-        finally:
-            if entered:
-                self.alias_entry = None
+            tag = event.tag
+            if tag is not None and tag != "!" and tag not in _COLLECTION_TAGS:
+                # As for scalars: an application tag (!!python/object, !Ref) has no
+                # meaning in a spec, and dropping it silently would hide the mistake.
+                self._fail(at, f"unsupported YAML tag {tag!r}")
+            anchor = event.anchor
+            if anchor is not None:
+                self.open.add(anchor)
+            if kind is yaml.SequenceStartEvent:
+                built = self._sequence(at, depth)
+            else:
+                built = self._mapping(at, depth)
+            self.open.discard(anchor)
+        if event.anchor is not None:
+            self._anchor(event, built)
+        return built
+
+    def _anchor(self, event, built) -> None:
+        anchor = event.anchor
+        if anchor in self.anchors:
+            first = self.anchors[anchor][1]
+            raise yaml.composer.ComposerError(
+                "found duplicate anchor; first occurrence", _mark(_at(first)), "second occurrence", event.start_mark
+            )
+        self.anchors[anchor] = built
+
+    def _alias(self, event, at: int) -> tuple[object, object, int]:
+        found = self.anchors.get(event.anchor)
+        if found is None and event.anchor in self.open:
+            self._fail(at, f"alias *{event.anchor} is inside the node it names (a structure that contains itself); refusing to load")
+        if found is None:
+            raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+        value, position, nodes = found
+        self.reused += nodes
+        self.count += nodes
+        if self.reused > MAX_ALIAS_NODES:
+            self._alias_bomb()
+        if self.count > MAX_NODES:
+            self._fail(at, f"document has more than {MAX_NODES:,} nodes; refusing to load")
+        return _copy(value), position, nodes
 
     def _alias_bomb(self) -> None:
-        entry = self.alias_entry or ()
-        # The alias itself has no mark of its own: point at the key that holds it.
-        probe = entry
-        while probe and probe not in self.source.keys:
-            probe = probe[:-1]
-        where = self.source.keys.get(probe, Location(self.name))
+        # The expansion is at an alias, which has no line of its own in the
+        # data: point at the key that holds it.
+        levels = [i for i, m in enumerate(self.key_marks) if m is not None]
+        where = self._location(self.key_marks[levels[-1]]) if levels else Location(self.name)
+        path = self.path[: levels[-1] + 1] if levels else []
         raise InputError(
             "invalid YAML",
-            [Diagnostic(where, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes; refusing to load (alias bomb?)", format_path(probe))],
+            [Diagnostic(where, f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes; refusing to load (alias bomb?)", format_path(path))],
         )
 
-    def _value(self, node: yaml.Node, path: PathKey, depth: int):
-        if depth > MAX_DEPTH:
-            self._fail(node, f"nesting is too deep (more than {MAX_DEPTH} levels)", path)
-        if path not in self.source.values:
-            # One Location per node, shared by every alias of it: expanding
-            # aliases is where the time goes, up to the alias-bomb limit.
-            loc = self.locations.get(id(node))
-            if loc is None:
-                loc = self.locations[id(node)] = _loc(self.name, node.start_mark)
-            self.source.values[path] = loc
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node, path)
-        if node.tag not in _COLLECTION_TAGS:
-            # As for scalars: an application tag (!!python/object, !Ref) has no
-            # meaning in a spec, and dropping it silently would hide the mistake.
-            self._fail(node, f"unsupported YAML tag {node.tag!r}", path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self._node(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        return self._mapping(node, path, depth)
+    def _sequence(self, at: int, depth: int) -> tuple[list, _Where, int]:
+        values: list = []
+        positions: list = []
+        nodes = 1
+        path, key_marks, get = self.path, self.key_marks, self.get
+        path.append(0)
+        key_marks.append(None)
+        event = get()
+        while type(event) is not yaml.SequenceEndEvent:
+            path[-1] = len(values)
+            value, position, n = self._node(event, depth + 1)
+            values.append(value)
+            positions.append(position)
+            nodes += n
+            event = get()
+        path.pop()
+        key_marks.pop()
+        return values, _Where(at, positions), nodes
 
-    def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict:
+    def _mapping(self, at: int, depth: int) -> tuple[dict, _Where, int]:
         out: dict = {}
-        seen: dict = {}
-        merged: dict = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                for key, value in self._merge_source(value_node, path, depth).items():
-                    merged.setdefault(key, value)
+        positions: dict = {}
+        keys: dict = {}
+        merges: list = []
+        nodes = 1
+        path, key_marks, get = self.path, self.key_marks, self.get
+        path.append(None)
+        key_marks.append(None)
+        event = get()
+        while type(event) is not yaml.MappingEndEvent:
+            mark = event.start_mark
+            key_at = mark.line * _COLUMNS + mark.column
+            if type(event) is yaml.ScalarEvent and event.tag is None and event.implicit[0] and event.value == "<<":
+                value, position, n = self._node(get(), depth + 1)
+                merges.append((value, position))
+                nodes += n
+                event = get()
                 continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                self._fail(key_node, "mapping keys must be plain strings", path)
-            key = self._scalar(key_node, path)
-            if not isinstance(key, (str, int, bool, float)) or key is None:
-                self._fail(key_node, "mapping keys must be plain strings", path)
-            key = str(key) if not isinstance(key, str) else key
-            if key in seen:
-                first = seen[key]
+            key = self._key(event, key_at)
+            path[-1] = key
+            key_marks[-1] = key_at
+            if key in keys:
                 self.errors.append(
                     Diagnostic(
-                        _loc(self.name, key_node.start_mark),
-                        f"duplicate key {key!r} (first defined at line {first.line})",
-                        format_path(path + (key,)),
+                        self._location(key_at),
+                        f"duplicate key {key!r} (first defined at line {keys[key] // _COLUMNS + 1})",
+                        format_path(self.path),
                     )
                 )
-                continue
-            seen[key] = _loc(self.name, key_node.start_mark)
-            self.source.keys[path + (key,)] = seen[key]
-            out[key] = self._node(value_node, path + (key,), depth + 1)
-        for key, value in merged.items():
-            out.setdefault(key, value)
-        return out
+                reported = len(self.errors)
+                self._node(get(), depth + 1)  # read past, not kept
+                del self.errors[reported:]
+            else:
+                keys[key] = key_at
+                out[key], positions[key], n = self._node(get(), depth + 1)
+                nodes += n
+            event = get()
+        path.pop()
+        key_marks.pop()
+        for value, position in merges:
+            self._merge(out, positions, keys, value, position)
+        return out, _Where(at, positions, keys), nodes
 
-    def _merge_source(self, node: yaml.Node, path: PathKey, depth: int) -> dict:
-        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        result: dict = {}
-        for source in sources:
-            if not isinstance(source, yaml.MappingNode):
-                self._fail(source, "a merge key (<<) takes a mapping or a list of mappings", path)
-            for key, value in self._mapping(source, path, depth + 1).items():
-                result.setdefault(key, value)
-        return result
+    def _merge(self, out: dict, positions: dict, keys: dict, value, position) -> None:
+        """Entries of a merge key's mapping(s) that the mapping does not set itself."""
+        sources = zip(value, position.values) if isinstance(value, list) else [(value, position)]
+        for source, where in sources:
+            if not isinstance(source, dict):
+                self._fail(_at(where), "a merge key (<<) takes a mapping or a list of mappings")
+            for key, item in source.items():
+                if key not in out:
+                    out[key] = item
+                    positions[key] = where.values[key]
+                    keys[key] = where.keys[key]
 
-    def _scalar(self, node: yaml.ScalarNode, path: PathKey):
-        value = node.value
+    def _key(self, event, at: int) -> str:
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            value = self._scalar(event, at, key=True)
+            if event.anchor is not None:
+                self._anchor(event, (value, at, 1))
+        elif kind is yaml.AliasEvent:
+            value, position, _ = self._alias(event, at)
+            at = _at(position)
+        else:
+            value = None
+        if not isinstance(value, (str, int, bool, float)):
+            self._fail(at, "mapping keys must be plain strings", self.path[:-1])
+        return value if isinstance(value, str) else str(value)
+
+    def _scalar(self, event, at: int, key: bool = False):
+        value = event.value
+        path = self.path[:-1] if key else self.path  # a key's problems belong to its mapping
         if len(value) > MAX_SCALAR_CHARS:
-            self._fail(node, f"value is {len(value):,} characters long; the limit is {MAX_SCALAR_CHARS:,}", path)
-        control = _CONTROL.search(value)
+            self._fail(at, f"value is {len(value):,} characters long; the limit is {MAX_SCALAR_CHARS:,}", path)
+        control = _CONTROL.search(value) if self.raw_controls or event.style == '"' else None
         if control is not None:
             # Collected, not raised: every field that holds one is reported in one run.
             self.errors.append(
                 Diagnostic(
-                    _loc(self.name, node.start_mark),
+                    self._location(at),
                     f"text contains the control character U+{ord(control.group()):04X}; "
                     "spec text may hold tabs and line breaks but no other control characters",
                     format_path(path),
                 )
             )
-        tag = node.tag
-        if tag == "tag:yaml.org,2002:str":
+        tag = event.tag
+        if tag is None or tag == "!":
+            if not event.implicit[0]:
+                return value
+            tag = _STR
+            for candidate, pattern in _RESOLVERS.get(value[:1], ()):
+                if pattern.match(value):
+                    tag = candidate
+                    break
+        if tag == _STR:
             return value
         if tag == "tag:yaml.org,2002:null":
             return None
@@ -337,10 +505,10 @@ class _Converter:
             return self._typed(value, tag)
         except ValueError as exc:
             if str(exc) == _TOO_LONG:
-                self._fail(node, f"{value[:40]!r} has more than 30 digits; no number in a spec is that large", path)
+                self._fail(at, f"{value[:40]!r} has more than 30 digits; no number in a spec is that large", path)
             if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
-                self._fail(node, f"unsupported YAML tag {tag!r}", path)
-            self._fail(node, f"{value[:40]!r} is not a valid {tag.rsplit(':', 1)[-1]}", path)
+                self._fail(at, f"unsupported YAML tag {tag!r}", path)
+            self._fail(at, f"{value[:40]!r} is not a valid {tag.rsplit(':', 1)[-1]}", path)
         return None
 
     def _typed(self, value: str, tag: str):
