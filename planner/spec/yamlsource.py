@@ -221,6 +221,7 @@ _TOO_LONG = "too many digits"
 
 
 _STR = "tag:yaml.org,2002:str"
+_NOT_SIMPLE = object()
 _RESOLVERS = _CoreSchemaLoader.yaml_implicit_resolvers
 
 
@@ -408,17 +409,33 @@ class _Builder:
         path, key_marks, get = self.path, self.key_marks, self.get
         path.append(None)
         key_marks.append(None)
+        # Plain, untagged, unanchored text that no resolver claims (most keys
+        # and ids) is a string needing no further checks: taken inline.
+        plain = not self.raw_controls
+        shallow = plain and depth < MAX_DEPTH
+        Scalar = yaml.ScalarEvent
         event = get()
         while type(event) is not yaml.MappingEndEvent:
             mark = event.start_mark
             key_at = mark.line * _COLUMNS + mark.column
-            if type(event) is yaml.ScalarEvent and event.tag is None and event.implicit[0] and event.value == "<<":
+            if (
+                plain
+                and type(event) is Scalar
+                and event.tag is None
+                and event.anchor is None
+                and event.implicit[0]
+                and event.value[:1] not in _RESOLVERS
+                and len(event.value) <= MAX_SCALAR_CHARS
+            ):
+                key = event.value
+            elif type(event) is yaml.ScalarEvent and event.tag is None and event.implicit[0] and event.value == "<<":
                 value, position, n = self._node(get(), depth + 1)
                 merges.append((value, position))
                 nodes += n
                 event = get()
                 continue
-            key = self._key(event, key_at)
+            else:
+                key = self._key(event, key_at)
             path[-1] = key
             key_marks[-1] = key_at
             if key in keys:
@@ -434,8 +451,30 @@ class _Builder:
                 del self.errors[reported:]
             else:
                 keys[key] = key_at
-                out[key], positions[key], n = self._node(get(), depth + 1)
-                nodes += n
+                event = get()
+                value = _NOT_SIMPLE
+                if (
+                    shallow
+                    and type(event) is Scalar
+                    and event.tag is None
+                    and event.anchor is None
+                    and event.implicit[0]
+                    and len(event.value) <= MAX_SCALAR_CHARS
+                    and self.count < MAX_NODES
+                ):
+                    text = event.value
+                    if text[:1] not in _RESOLVERS:
+                        value = text
+                    elif text.isdigit() and text.isascii() and len(text) <= 30:
+                        value = int(text)  # what the core schema's int resolver and _typed give
+                if value is not _NOT_SIMPLE:
+                    self.count += 1
+                    mark = event.start_mark
+                    out[key], positions[key] = value, mark.line * _COLUMNS + mark.column
+                    nodes += 1
+                else:
+                    out[key], positions[key], n = self._node(event, depth + 1)
+                    nodes += n
             event = get()
         path.pop()
         key_marks.pop()
