@@ -10,7 +10,7 @@ from functools import cached_property
 
 from planner.catalog import Catalog
 from planner.catalog.additions import ResolvedPool, catalog_with_spec, resolve_pools
-from planner.graph import PERSONAL, FlowEnd, Route, SiteGraph, flow_end, lineage, spec_index
+from planner.graph import PERSONAL, FlowEnd, FlowEnds, Route, SiteGraph, lineage, spec_index
 from planner.spec.models import Classification, Flow, Spec
 
 EU = "eu"
@@ -53,12 +53,17 @@ class Facts:
         return spec_index(self.spec)
 
     @cached_property
+    def ends(self) -> FlowEnds:
+        """Flow ends resolved once per name: ``ends[name]``."""
+        return FlowEnds(self.index)
+
+    @cached_property
     def pools_by_key(self) -> dict[str, ResolvedPool]:
         return {p.key: p for p in self.pools}
 
     @cached_property
     def lineage(self) -> dict[str, dict[str, list[str]]]:
-        return lineage(self.spec)
+        return lineage(self.spec, ends=self.ends)
 
     @cached_property
     def subjects_at(self) -> dict[tuple[str, str], set[str]]:
@@ -105,19 +110,22 @@ class Facts:
 def derive(spec: Spec) -> Facts:
     catalog = catalog_with_spec(spec)
     facts = Facts(spec=spec, catalog=catalog, graph=SiteGraph(spec), pools=resolve_pools(spec, catalog))
-    index = facts.index
+    datasets = facts.index["dataset"]
+    ends = facts.ends
+    route = facts.graph.route
     flows = []
     for f in spec.flows:
-        source, target = flow_end(index, f.from_), flow_end(index, f.to)
-        route = facts.graph.route(source.site, target.site) if source.site and target.site else None
-        zones = set()
+        source, target = ends[f.from_], ends[f.to]
+        zones = ()
         if f.classification in PERSONAL:
-            zones = set(facts.subjects_at.get((source.kind, source.id), set()))
+            found = facts.subjects_at.get((source.kind, source.id), set())
             if source.kind == "dataset":
-                ds = index["dataset"][source.id]
+                ds = datasets[source.id]
                 if ds.subjects_zone:  # type: ignore[attr-defined]
-                    zones.add(ds.subjects_zone)  # type: ignore[attr-defined]
-        flows.append(ResolvedFlow(f, source, target, route, tuple(sorted(zones))))
+                    found = found | {ds.subjects_zone}  # type: ignore[attr-defined]
+            zones = tuple(sorted(found))
+        flows.append(ResolvedFlow(
+            f, source, target, route(source.site, target.site) if source.site and target.site else None, zones))
     facts.flows = flows
     return facts
 

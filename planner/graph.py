@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from heapq import heappop, heappush
 
 import networkx as nx
 
@@ -38,15 +39,97 @@ class FlowEnd:
         return {"kind": self.kind, "id": self.id, "site": self.site}
 
 
+_INF = float("inf")
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """Lowest-latency routes from one site: distances, predecessors and the settling order."""
+
+    order: list[int]  # sites reached, nearest first
+    distance: list[float]  # inf where not reached
+    pred: list[int]  # the site before on the route, -1 at the source and where not reached
+
+
+def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
+    """Dijkstra from ``source`` giving exactly networkx's ``single_source_dijkstra``.
+
+    networkx pops (distance, counter, site) from a heap, so among equal
+    distances the site pushed first; it pushes a site whenever a link
+    strictly lowers its distance (neighbours in link order), and the path to
+    a site extends the path to the site that last lowered it. Here the heap
+    holds each distance once and a bucket lists, in push order, the sites
+    pushed at it: sites come out in the same order, and the predecessor
+    recorded at each push rebuilds the same paths, ties included.
+    """
+    n = len(adj)
+    order: list[int] = []
+    done = bytearray(n)
+    seen: list[float] = [_INF] * n
+    pred = [-1] * n
+    seen[source] = 0  # an int, as networkx reports it
+    heap: list[float] = [0]
+    buckets: dict[float, list[int]] = {0: [source]}
+    get, pop = buckets.get, buckets.pop
+    while heap:
+        # Sites pushed at this same distance while going through the bucket
+        # start a new bucket, which comes next: push order is kept.
+        for v in pop(heappop(heap)):
+            if done[v]:
+                continue  # pushed again at a lower distance and settled then
+            done[v] = 1
+            order.append(v)
+            dv = seen[v]
+            for u, w in adj[v]:
+                # No link lowers a settled site's distance (latencies are not
+                # negative), so this one test also leaves settled sites alone.
+                if (du := dv + w) < seen[u]:
+                    seen[u] = du
+                    pred[u] = v
+                    if (bucket := get(du)) is None:
+                        buckets[du] = [u]
+                        heappush(heap, du)
+                    else:
+                        bucket.append(u)
+    return _Tree(order, seen, pred)
+
+
 @dataclass
 class SiteGraph:
     """Sites joined by links, with lowest-latency routes computed on demand."""
 
     spec: Spec
-    _routes: dict[str, tuple[dict, dict]] = field(default_factory=dict, repr=False)
+    _trees: dict[str, _Tree] = field(default_factory=dict, repr=False)
+    _latencies: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def _topology(self) -> tuple[dict[str, int], list[str], list[tuple[tuple[int, float], ...]], list[dict[int, str]]]:
+        """Site numbers, names, (neighbour, latency) lists and link keys, in networkx's order.
+
+        As in ``graph``: sites in spec order, then any other site a link
+        names; neighbours in the order links first join them; a repeated
+        pair keeps its first place but takes the last link's latency and key.
+        """
+        number: dict[str, int] = {}
+        for site in self.spec.sites:
+            number.setdefault(site.id, len(number))
+        joined: list[dict[int, tuple[float, str]]] = [{} for _ in number]
+        for link in self.spec.links:
+            a, b = link.between
+            for name in (a, b):
+                if name not in number:
+                    number[name] = len(number)
+                    joined.append({})
+            ia, ib = number[a], number[b]
+            joined[ia][ib] = joined[ib][ia] = (link.latency_ms, link.key)
+        names = list(number)
+        adj = [tuple((u, w) for u, (w, _) in edges.items()) for edges in joined]
+        keys = [{u: key for u, (_, key) in edges.items()} for edges in joined]
+        return number, names, adj, keys
 
     @cached_property
     def graph(self) -> nx.Graph:
+        """The sites and links as a networkx graph (edge data: latency, key)."""
         g = nx.Graph()
         for site in self.spec.sites:
             g.add_node(site.id)
@@ -55,27 +138,43 @@ class SiteGraph:
             g.add_edge(a, b, latency=link.latency_ms, key=link.key)
         return g
 
-    def _from(self, source: str) -> tuple[dict, dict]:
-        found = self._routes.get(source)
+    def _tree(self, source: str) -> _Tree | None:
+        """Routes from ``source``, computed in full the first time (None: not a site)."""
+        found = self._trees.get(source)
         if found is None:
-            if source in self.graph:
-                found = nx.single_source_dijkstra(self.graph, source, weight="latency")
-            else:
-                found = ({}, {})
-            self._routes[source] = found
+            number, _, adj, _ = self._topology
+            at = number.get(source)
+            if at is None:
+                return None
+            found = self._trees[source] = _dijkstra(adj, at)
         return found
 
     def latencies_from(self, source: str) -> dict[str, float]:
         """Latency in ms from ``source`` to every reachable site (0 to itself)."""
-        return self._from(source)[0]
+        found = self._latencies.get(source)
+        if found is None:
+            tree = self._tree(source)
+            names = self._topology[1]
+            found = {} if tree is None else {names[v]: tree.distance[v] for v in tree.order}
+            self._latencies[source] = found
+        return found
 
     def route(self, source: str, target: str) -> Route:
-        distances, paths = self._from(source)
-        if target not in distances:
+        number, names, _, keys = self._topology
+        tree = self._tree(source)
+        at = number.get(target)
+        if tree is None or at is None or tree.distance[at] == _INF:
             return Route(source, target, False)
-        sites = tuple(paths[target])
-        links = tuple(self.graph.edges[a, b]["key"] for a, b in zip(sites, sites[1:]))
-        return Route(source, target, True, distances[target], sites, links)
+        pred = tree.pred
+        path = [at]
+        v = pred[at]
+        while v >= 0:
+            path.append(v)
+            v = pred[v]
+        path.reverse()
+        sites = tuple([names[v] for v in path])
+        links = tuple([keys[a][b] for a, b in zip(path, path[1:])])
+        return Route(source, target, True, tree.distance[at], sites, links)
 
 
 def flow_end(spec_index: dict[str, dict[str, object]], name: str) -> FlowEnd:
@@ -98,6 +197,18 @@ def flow_end(spec_index: dict[str, dict[str, object]], name: str) -> FlowEnd:
     raise KeyError(name)
 
 
+class FlowEnds(dict):
+    """Flow ends resolved once per name: ``ends[name]`` is ``flow_end(index, name)``."""
+
+    def __init__(self, spec_index: dict[str, dict[str, object]]):
+        super().__init__()
+        self.index = spec_index
+
+    def __missing__(self, name: str) -> FlowEnd:
+        end = self[name] = flow_end(self.index, name)
+        return end
+
+
 def spec_index(spec: Spec) -> dict[str, dict[str, object]]:
     return {
         "site": {s.id: s for s in spec.sites},
@@ -107,7 +218,9 @@ def spec_index(spec: Spec) -> dict[str, dict[str, object]]:
     }
 
 
-def lineage(spec: Spec, placed: dict[str, set[str]] | None = None) -> dict[str, dict[str, list[str]]]:
+def lineage(
+    spec: Spec, placed: dict[str, set[str]] | None = None, *, ends: FlowEnds | None = None
+) -> dict[str, dict[str, list[str]]]:
     """Where each dataset's personal data ends up.
 
     Data moves from a dataset to each workload that reads it, and along every
@@ -115,34 +228,68 @@ def lineage(spec: Spec, placed: dict[str, set[str]] | None = None) -> dict[str, 
     de-identified or public carries no personal data onward). ``placed`` maps
     workloads to the sites a plan put them on; without it workloads reach no
     site. Returns, per dataset, the sorted sites, zones and nodes reached.
+    ``ends`` may pass flow ends already resolved for this spec.
     """
-    index = spec_index(spec)
-    g = nx.DiGraph()
+    if ends is None:
+        ends = FlowEnds(spec_index(spec))
+    # Nodes are numbered per kind; onward[n] lists the nodes data at n moves to.
+    number: dict[str, dict[str, int]] = {"dataset": {}, "workload": {}, "site": {}}
+    kinds: list[str] = []
+    idents: list[str] = []
+    onward: list[list[int]] = []
+
+    def node(kind: str, ident: str) -> int:
+        of_kind = number.get(kind)
+        if of_kind is None:
+            of_kind = number[kind] = {}
+        found = of_kind.get(ident)
+        if found is None:
+            found = of_kind[ident] = len(kinds)
+            kinds.append(kind)
+            idents.append(ident)
+            onward.append([])
+        return found
+
     for d in spec.datasets:
-        g.add_edge(("dataset", d.id), ("site", d.site))
+        onward[node("dataset", d.id)].append(node("site", d.site))
     for w in spec.workloads:
-        g.add_node(("workload", w.id))
+        at = node("workload", w.id)
         for name in w.inputs:
-            g.add_edge(("dataset", name), ("workload", w.id))
-        for site in sorted((placed or {}).get(w.id, ())):
-            g.add_edge(("workload", w.id), ("site", site))
+            onward[node("dataset", name)].append(at)
+        for site in (placed or {}).get(w.id, ()):
+            onward[at].append(node("site", site))
     for f in spec.flows:
         if f.classification not in PERSONAL:
             continue
-        a, b = flow_end(index, f.from_), flow_end(index, f.to)
-        g.add_edge((a.kind, a.id), (b.kind, b.id))
+        a, b = ends[f.from_], ends[f.to]
+        onward[node(a.kind, a.id)].append(node(b.kind, b.id))
+    datasets = number["dataset"]
+
     zone = {s.id: s.zone for s in spec.sites}
     out: dict[str, dict[str, list[str]]] = {}
     for d in spec.datasets:
         if d.classification not in PERSONAL:
             out[d.id] = {"sites": [d.site], "zones": [zone.get(d.site, "")], "workloads": [], "datasets": []}
             continue
-        reached = nx.descendants(g, ("dataset", d.id))
-        sites = sorted({ident for kind, ident in reached if kind == "site"} | {d.site})
+        start = datasets[d.id]
+        reached = {start}
+        stack = [start]
+        while stack:
+            for n in onward[stack.pop()]:
+                if n not in reached:
+                    reached.add(n)
+                    stack.append(n)
+        reached.discard(start)  # a dataset is not among what it reaches, even round a cycle
+        found: dict[str, set[str]] = {"site": {d.site}, "workload": set(), "dataset": set()}
+        for n in reached:
+            of_kind = found.get(kinds[n])
+            if of_kind is not None:
+                of_kind.add(idents[n])
+        site_ids = sorted(found["site"])
         out[d.id] = {
-            "sites": sites,
-            "zones": sorted({zone[s] for s in sites if s in zone}),
-            "workloads": sorted(ident for kind, ident in reached if kind == "workload"),
-            "datasets": sorted(ident for kind, ident in reached if kind == "dataset"),
+            "sites": site_ids,
+            "zones": sorted({zone[s] for s in site_ids if s in zone}),
+            "workloads": sorted(found["workload"]),
+            "datasets": sorted(found["dataset"]),
         }
     return out
