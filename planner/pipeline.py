@@ -185,29 +185,49 @@ class PlanResult:
 
 
 def plan_document(plan, document: dict) -> dict:
-    """The plan-stage input: the validate document plus ``plan``."""
-    workloads: dict[str, dict] = {
-        wid: {"sites": [], "pools": [], "replicas": w["replicas"], "placed": 0} for wid, w in document["workloads"].items()
-    }
-    sites: dict[str, dict] = {sid: {"workloads": [], "phi_workloads": [], "gpus_used": 0} for sid in document["sites"]}
-    for p in plan.placements:
-        entry = workloads[p.workload]
-        entry["placed"] += 1
-        entry["sites"] = sorted({*entry["sites"], p.site})
-        entry["pools"] = sorted({*entry["pools"], f"{p.site}/{p.pool}"})
-        site = sites[p.site]
-        site["gpus_used"] += p.gpus
-        site["workloads"] = sorted({*site["workloads"], p.workload})
-        if document["workloads"][p.workload]["phi"]:
-            site["phi_workloads"] = sorted({*site["phi_workloads"], p.workload})
-    unplaced = {u.workload: u.replicas_unplaced for u in plan.unplaced}
-    for wid, entry in workloads.items():
-        # Replicas may follow from measured throughput, so the plan's count wins.
-        if entry["placed"] or wid in unplaced:
-            entry["replicas"] = entry["placed"] + unplaced.get(wid, 0)
+    """The plan-stage input: the validate document plus ``plan``.
+
+    Every collection of the validate document is reused as it is (not
+    copied), which lets the engine reuse the input it already read for the
+    validate stage; only ``medplan`` and ``plan`` are new.
+    """
+    doc_workloads = document["workloads"]
+    placed: dict[str, int] = {}
+    workload_sites: dict[str, set[str]] = {}
+    workload_pools: dict[str, set[str]] = {}
+    site_workloads: dict[str, set[str]] = {}
+    site_phi: dict[str, set[str]] = {}
+    site_gpus: dict[str, int] = {}
     pool_workloads: dict[str, set[str]] = {}
+    placements = []
     for p in plan.placements:
-        pool_workloads.setdefault(f"{p.site}/{p.pool}", set()).add(p.workload)
+        pool = f"{p.site}/{p.pool}"
+        phi = doc_workloads[p.workload]["phi"]
+        placed[p.workload] = placed.get(p.workload, 0) + 1
+        workload_sites.setdefault(p.workload, set()).add(p.site)
+        workload_pools.setdefault(p.workload, set()).add(pool)
+        site_gpus[p.site] = site_gpus.get(p.site, 0) + p.gpus
+        site_workloads.setdefault(p.site, set()).add(p.workload)
+        if phi:
+            site_phi.setdefault(p.site, set()).add(p.workload)
+        pool_workloads.setdefault(pool, set()).add(p.workload)
+        placements.append({"workload": p.workload, "replica": p.replica, "site": p.site, "pool": pool, "gpu": p.gpu, "gpus": p.gpus})
+    sites = {
+        sid: {"workloads": sorted(site_workloads.get(sid, ())), "phi_workloads": sorted(site_phi.get(sid, ())), "gpus_used": site_gpus.get(sid, 0)}
+        for sid in document["sites"]
+    }
+    unplaced = {u.workload: u.replicas_unplaced for u in plan.unplaced}
+    workloads: dict[str, dict] = {}
+    for wid, w in doc_workloads.items():
+        count = placed.get(wid, 0)
+        # Replicas may follow from measured throughput, so the plan's count wins.
+        replicas = count + unplaced.get(wid, 0) if count or wid in unplaced else w["replicas"]
+        workloads[wid] = {
+            "sites": sorted(workload_sites.get(wid, ())),
+            "pools": sorted(workload_pools.get(wid, ())),
+            "replicas": replicas,
+            "placed": count,
+        }
     pools = {
         key: {
             "gpus_used": usage.gpus_used,
@@ -217,10 +237,6 @@ def plan_document(plan, document: dict) -> dict:
         }
         for key, usage in sorted(plan.pools.items())
     }
-    placements = [
-        {"workload": p.workload, "replica": p.replica, "site": p.site, "pool": f"{p.site}/{p.pool}", "gpu": p.gpu, "gpus": p.gpus}
-        for p in plan.placements
-    ]
     return document | {
         "medplan": document["medplan"] | {"stage": "plan"},
         "plan": {"placements": placements, "workloads": workloads, "sites": sites, "pools": pools},

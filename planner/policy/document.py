@@ -28,38 +28,56 @@ def validate_document(facts: Facts) -> dict:
     for d in spec.datasets:
         if d.classification in PERSONAL:
             phi_at.setdefault(d.site, []).append(d.id)
+    # Facts of sites and datasets, gathered once rather than looked up for
+    # each of what may be tens of thousands of flows.
+    zone_of: dict[str | None, str | None] = {s.id: s.zone for s in spec.sites}
+    covered_site = {s.id for s in spec.sites if s.kind.value == "on-prem"}
+    phi_dataset = {d.id for d in spec.datasets if d.classification in PERSONAL}
+    values: dict = {}  # enum member -> value (Enum.value is a slow descriptor)
+
+    def value(member):
+        if member is None:
+            return None
+        try:
+            return values[member]
+        except KeyError:
+            values[member] = found = getattr(member, "value", member)
+            return found
+
     receives: dict[str, list[str]] = {}
     link_flows: dict[str, list[str]] = {}
     flows = {}
     for rf in facts.flows:
         f = rf.flow
         route = rf.route
-        if rf.personal and rf.target.site:
-            receives.setdefault(rf.target.site, []).append(f.id)
-        if rf.personal and route is not None and route.reachable:
+        source, target = rf.source, rf.target
+        personal = f.classification in PERSONAL
+        if personal and target.site:
+            receives.setdefault(target.site, []).append(f.id)
+        if personal and route is not None and route.reachable:
             for key in route.links:
                 link_flows.setdefault(key, []).append(f.id)
-        from_zone = facts.site_zone(rf.source.site)
-        to_zone = facts.site_zone(rf.target.site)
-        source_site = facts.index["site"].get(rf.source.site) if rf.source.site else None
+        source_site, target_site = source.site, target.site
+        transit = value(f.encryption_in_transit)
+        subjects = list(rf.subjects_zones)
         flows[f.id] = {
             "id": f.id,
-            "from": rf.source.as_dict() | {"zone": from_zone},
-            "to": rf.target.as_dict() | {"zone": to_zone},
-            "classification": f.classification.value,
-            "phi": rf.personal,
-            "personal": rf.personal,
-            "subjects_zones": list(rf.subjects_zones),
-            "eu_subjects": EU in rf.subjects_zones,
-            "encryption_in_transit": f.encryption_in_transit.value,
-            "encrypted": f.encryption_in_transit.value != "none",
-            "purpose": _enum(f.purpose),
-            "transfer_mechanism": _enum(f.transfer_mechanism),
-            "deidentification": _enum(f.deidentification),
-            "source_phi": bool(rf.source.kind == "dataset" and facts.index["dataset"][rf.source.id].classification in PERSONAL),
-            "frequency": f.frequency.value,
-            "leaves_site": rf.source.site is not None and rf.target.site is not None and rf.source.site != rf.target.site,
-            "from_covered_site": bool(source_site is not None and source_site.kind.value == "on-prem"),  # type: ignore[attr-defined]
+            "from": {"kind": source.kind, "id": source.id, "site": source_site, "zone": zone_of.get(source_site) if source_site else None},
+            "to": {"kind": target.kind, "id": target.id, "site": target_site, "zone": zone_of.get(target_site) if target_site else None},
+            "classification": value(f.classification),
+            "phi": personal,
+            "personal": personal,
+            "subjects_zones": subjects,
+            "eu_subjects": EU in subjects,
+            "encryption_in_transit": transit,
+            "encrypted": transit != "none",
+            "purpose": value(f.purpose),
+            "transfer_mechanism": value(f.transfer_mechanism),
+            "deidentification": value(f.deidentification),
+            "source_phi": source.kind == "dataset" and source.id in phi_dataset,
+            "frequency": value(f.frequency),
+            "leaves_site": source_site is not None and target_site is not None and source_site != target_site,
+            "from_covered_site": source_site in covered_site,
             "route": None
             if route is None
             else {
@@ -127,38 +145,49 @@ def validate_document(facts: Facts) -> dict:
             "carries_phi": bool(carried),
         }
     datasets = {}
+    lineage = facts.lineage
     for d in spec.datasets:
-        reach = facts.lineage[d.id]
+        reach = lineage[d.id]
+        personal = d.classification in PERSONAL
         datasets[d.id] = {
             "id": d.id,
             "site": d.site,
-            "zone": facts.site_zone(d.site),
-            "system": d.system.value,
-            "classification": d.classification.value,
-            "phi": d.classification in PERSONAL,
-            "personal": d.classification in PERSONAL,
+            "zone": zone_of.get(d.site) if d.site else None,
+            "system": value(d.system),
+            "classification": value(d.classification),
+            "phi": personal,
+            "personal": personal,
             "subjects_zone": d.subjects_zone,
             "eu_subjects": d.subjects_zone == EU,
-            "deidentification": _enum(d.deidentification),
+            "deidentification": value(d.deidentification),
             "size_tb": d.size_tb,
             "reaches_sites": reach["sites"],
             "reaches_zones": reach["zones"],
             "read_by": reach["workloads"],
         }
     workloads = {}
+    workload_data = facts.workload_data
+    gpu_ids: dict[str, str] = {}  # accelerator as written -> catalog id
+
+    def gpu_id(name: str) -> str:
+        found = gpu_ids.get(name)
+        if found is None:
+            gpu_ids[name] = found = facts.catalog.gpu(name).id
+        return found
+
     for w in spec.workloads:
-        data = facts.workload_data[w.id]
+        data = workload_data[w.id]
         workloads[w.id] = {
             "id": w.id,
-            "kind": w.kind.value,
+            "kind": value(w.kind),
             "team": w.team,
             "gpus": w.gpus,
             "gpu_memory_gb": w.gpu_memory_gb,
-            "accelerators": sorted({facts.catalog.gpu(name).id for name in w.accelerators}),
+            "accelerators": sorted({gpu_id(name) for name in w.accelerators}),
             "replicas": w.replicas,
             "inputs": list(w.inputs),
             "max_latency_ms": w.max_latency_ms,
-            "criticality": w.criticality.value,
+            "criticality": value(w.criticality),
             "placement": w.placement.model_dump(mode="json"),
             "model": w.model.model_dump(mode="json") if w.model else None,
             "phi": data.phi,
@@ -189,20 +218,25 @@ SITE_CLASS_FIELDS = (
 )
 
 
+# Canonical JSON of a list of attribute values: items agree when it is equal.
+_profile_key = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False).encode
+
+
 def classes(items: dict[str, dict], fields: tuple[str, ...], prefix: str) -> tuple[dict[str, dict], dict[str, str]]:
     """Group items that agree on ``fields``; returns (class id -> profile with members, item id -> class id)."""
     groups: dict[str, list[str]] = {}
-    profiles: dict[str, dict] = {}
+    last: dict[str, str] = {}  # key -> the last member, whose values the class shows
     for ident in sorted(items):
-        profile = {name: items[ident].get(name) for name in fields}
-        key = json.dumps(profile, sort_keys=True)
+        item = items[ident]
+        key = _profile_key([item.get(name) for name in fields])
         groups.setdefault(key, []).append(ident)
-        profiles[key] = profile
+        last[key] = ident
     out: dict[str, dict] = {}
     member_of: dict[str, str] = {}
     for n, key in enumerate(sorted(groups, key=lambda k: groups[k][0]), start=1):
         class_id = f"{prefix}{n}"
-        out[class_id] = profiles[key] | {"members": groups[key]}
+        item = items[last[key]]
+        out[class_id] = {name: item.get(name) for name in fields} | {"members": groups[key]}
         for ident in groups[key]:
             member_of[ident] = class_id
     return out, member_of

@@ -46,17 +46,48 @@ def regorus_message(text: str) -> tuple[Location | None, str]:
     return Location(where.group("file"), int(where.group("line")), int(where.group("col"))), msg
 
 
+def input_json(document: dict) -> str:
+    """The JSON text an engine reads an input document from.
+
+    Compact and unsorted: key order means nothing to Rego, and on specs with
+    tens of thousands of flows the text runs to tens of megabytes.
+    """
+    return json.dumps(document, separators=(",", ":"), check_circular=False)
+
+
+_MISSING = object()
+_UNDEFINED = "<undefined>"  # eval_rule_as_json's answer for a rule without a value
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class RegorusEngine:
-    """Rego evaluated in-process by regorus (Microsoft's Rust interpreter)."""
+    """Rego evaluated in-process by regorus (Microsoft's Rust interpreter).
+
+    Reading a large input is the most expensive step of an evaluation, so the
+    engine keeps the last few inputs it read, each in its own copy of the
+    compiled policies (copies share everything until changed). A document
+    that repeats one of them with some top-level keys replaced or added, as
+    the plan-stage document repeats the validate-stage one, is not read
+    again: only the replaced keys are, as data, and each query evaluates
+    ``with input.KEY as`` that data. A repeated key is recognised by being the
+    very same object, so documents given to ``set_input`` must not be changed
+    afterwards (the pipeline builds every stage's document anew).
+    """
 
     name = "regorus"
+    # Where replaced keys of an input are kept in the data document.
+    OVERLAY = "__medplan_input_overlay"
+    KEEP = 2  # full inputs kept for reuse
 
     def __init__(self) -> None:
         import regorus
 
         self._regorus = regorus
-        self._engine = regorus.Engine()
+        self._engine = regorus.Engine()  # the policies, without input
         self._packages: set[str] = set()
+        self._inputs: list[tuple[dict, object]] = []  # (document, engine that read it), newest first
+        self._current = self._engine
+        self._with = ""
         try:
             from importlib.metadata import version
 
@@ -75,21 +106,66 @@ class RegorusEngine:
         if errors:
             raise PolicyError("policy does not compile", errors)
         self._packages = set(self._engine.get_packages())
+        self._inputs.clear()
+        self._current, self._with = self._engine, ""
+
+    def _replaced(self, document: dict, base: dict) -> list[str] | None:
+        """Top-level keys of ``document`` that are not ``base``'s very objects,
+        or None when ``document`` is not ``base`` with keys replaced or added."""
+        if document is base:
+            return []
+        if not isinstance(document, dict) or any(key not in document for key in base):
+            return None
+        replaced = [key for key, value in document.items() if value is not base.get(key, _MISSING)]
+        if len(replaced) == len(document) or not all(isinstance(k, str) and _IDENTIFIER.match(k) for k in replaced):
+            return None
+        return replaced
 
     def set_input(self, document: dict) -> None:
-        self._engine.set_input_json(json.dumps(document, sort_keys=True))
+        for base, engine in self._inputs:
+            replaced = self._replaced(document, base)
+            if replaced is None:
+                continue
+            if not replaced:
+                self._current, self._with = engine, ""
+                return
+            overlay = engine.clone()
+            overlay.add_data_json(input_json({self.OVERLAY: {key: document[key] for key in replaced}}))
+            self._current = overlay
+            self._with = "".join(f" with input.{key} as data.{self.OVERLAY}.{key}" for key in replaced)
+            return
+        engine = self._engine.clone()
+        engine.set_input_json(input_json(document))
+        self._inputs.insert(0, (document, engine))
+        del self._inputs[self.KEEP:]
+        self._current, self._with = engine, ""
 
     def evaluate(self, query: str) -> object:
         package = query.rsplit(".", 1)[0]
         if package not in self._packages:
             return None
         try:
-            return json.loads(self._engine.eval_rule_as_json(query))
+            if not self._with:
+                return json.loads(self._current.eval_rule_as_json(query))
+            answer = json.loads(self._current.eval_query_as_json(f"value := {query}{self._with}"))
         except RuntimeError as exc:
             where, message = regorus_message(str(exc))
             if message == "not a valid rule path":
                 return None
             raise RuleFailure(f"{message} (at {where})" if where else message) from exc
+        results = answer.get("result") or []
+        return results[0]["bindings"]["value"] if results else self._no_value(query)
+
+    def _no_value(self, query: str) -> object:
+        """What ``eval_rule_as_json`` answers for a rule without a value, so
+        that evaluating over an overlay answers the same: None for a path that
+        is not a rule, the string ``<undefined>`` for an undefined rule."""
+        try:
+            self._engine.eval_rule_as_json(query)  # the policies alone: is it a rule?
+        except RuntimeError as exc:
+            if regorus_message(str(exc))[1] == "not a valid rule path":
+                return None
+        return _UNDEFINED
 
 
 @dataclass

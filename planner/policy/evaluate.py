@@ -29,7 +29,7 @@ class Bundle:
     files: list[str]
 
 
-@dataclass
+@dataclass(slots=True)
 class Violation:
     """A raw result of one rule before it becomes a Finding."""
 
@@ -39,7 +39,7 @@ class Violation:
     error: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class PlacementDenial:
     rule: Rule
     workload_class: str
@@ -219,10 +219,12 @@ def evaluate_placement(policies: PolicySet, document: dict, *, strict: bool = Fa
                 raise PolicyError("rule failed", [Diagnostic(rule.location, f"rule {rule.id} failed at run time: {message}")]) from exc
             errors.append(Violation(rule, "spec/" + rule.id, f"rule failed at run time: {message}", error=True))
             continue
+        # Rules may deny tens of thousands of class pairs: keep this loop lean.
+        workload_classes, site_classes, title = document["workloads"], document["sites"], rule.title
         for item in items:
             w, s = item.get("workload"), item.get("site")
-            if w not in document["workloads"] or s not in document["sites"]:
+            if w not in workload_classes or s not in site_classes:
                 errors.append(Violation(rule, "spec/" + rule.id, f"placement rule yielded unknown classes: {json.dumps(item)[:200]}", error=True))
                 continue
-            denials.append(PlacementDenial(rule, w, s, str(item.get("message") or rule.title)))
+            denials.append(PlacementDenial(rule, w, s, str(item.get("message") or title)))
     return denials, errors

@@ -38,6 +38,8 @@ def rule(
     """Mark a function as a medplan rule. It takes the input document and
     yields (or returns a list of) ``{"subject": "KIND/ID", "message": str}``;
     placement-stage rules yield ``{"workload": CLASS, "site": CLASS, "message": str}``.
+    Every rule of every stage reads the same document (the plan-stage one
+    shares the validate-stage collections): read it, never change it.
     """
 
     def mark(fn: Callable[[dict], Iterable[dict]]) -> Callable[[dict], Iterable[dict]]:
