@@ -159,6 +159,17 @@ class SiteGraph:
             self._latencies[source] = found
         return found
 
+    def latency_list(self, source: str, sites: list[str] | tuple[str, ...]) -> list[float]:
+        """Latency in ms from ``source`` to each of ``sites``, in that order (inf: no route).
+
+        The same figures as :meth:`latencies_from` without building a mapping
+        per source: the solver asks this for every input site of a spec."""
+        tree = self._tree(source)
+        if tree is None:
+            return [_INF] * len(sites)
+        number, distance = self._topology[0], tree.distance
+        return [distance[number[s]] if s in number else _INF for s in sites]
+
     def route(self, source: str, target: str) -> Route:
         number, names, _, keys = self._topology
         tree = self._tree(source)

@@ -38,7 +38,6 @@ solver reads arrays).
 from __future__ import annotations
 
 import gc
-import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -606,6 +605,18 @@ class _Class:
         return tuple(sorted(set(reasons), key=Reason.sort_key))
 
 
+class _LatenciesFrom:
+    """Latencies from one site, looked up only when a rejection is explained."""
+
+    __slots__ = ("graph", "source")
+
+    def __init__(self, graph, source: str) -> None:
+        self.graph, self.source = graph, source
+
+    def get(self, site: str) -> float | None:
+        return self.graph.latencies_from(self.source).get(site)
+
+
 class _SiteReasons(Mapping):
     """Rejected site -> all its reasons, computed per site when read."""
 
@@ -749,18 +760,15 @@ def _admissibility(spec: Spec, facts, policy_denials: PolicyDenials | None, sizi
     n_sites = len(t.site_ids)
     datasets = {d.id: d for d in spec.datasets}
 
-    lat_rows: dict[str, tuple[dict[str, float], np.ndarray]] = {}
+    lat_rows: dict[str, np.ndarray] = {}
 
-    def latencies(src: str) -> tuple[dict[str, float], np.ndarray]:
+    def latencies(src: str) -> np.ndarray:
+        """Latency from ``src`` per site (nan: no route)."""
         found = lat_rows.get(src)
         if found is None:
-            lat = facts.graph.latencies_from(src)
-            row = np.full(n_sites, np.nan)
-            if lat:
-                at = np.fromiter(map(t.site_index.get, lat, itertools.repeat(-1)), dtype=np.int64, count=len(lat))
-                dist = np.fromiter(lat.values(), dtype=float, count=len(lat))
-                row[at[at >= 0]] = dist[at >= 0]
-            found = lat_rows[src] = (lat, row)
+            found = np.array(facts.graph.latency_list(src, t.site_ids), dtype=float)
+            found[np.isinf(found)] = np.nan
+            lat_rows[src] = found
         return found
 
     accel_of: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -863,7 +871,7 @@ def _admissibility(spec: Spec, facts, policy_denials: PolicyDenials | None, sizi
     latsum = np.zeros((len(lk_keys), n_sites), dtype=float)
     for (srcs, budget), i in lk_keys.items():
         for src in srcs:
-            row = latencies(src)[1]
+            row = latencies(src)
             latsum[i] += row  # nan where unreachable; in input order, like a running sum
             latency_bad[i] |= np.isnan(row)
             if budget is not None:
@@ -902,7 +910,7 @@ def _admissibility(spec: Spec, facts, policy_denials: PolicyDenials | None, sizi
         accel, _, _, inputs_key, _, denial_key = class_key[class_id]
         w = by_id[members[0]]
         arrays = class_arrays[c]
-        ins = [(datasets[name], latencies(datasets[name].site)[0]) for name, _ in inputs_key]
+        ins = [(datasets[name], _LatenciesFrom(facts.graph, datasets[name].site)) for name, _ in inputs_key]
         cls = _Class(t, w, accel, sizing[w.id], denials, denial_key, ins, arrays, latsum[c_lk[c]])
         best = best_of.get(arrays.shape, -1)
         if best == -1:
