@@ -516,9 +516,10 @@ def _seed(pr: _Pairs) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
     sizes = pr.start[1:] - pr.start[:-1]
     chosen: list[np.ndarray] = []
     ha_sites: list[tuple[int, int]] = []
+    # each unit's pairs cheapest first (ties by pool order), in one sort: a unit's pairs are contiguous
+    by_cost = np.lexsort((pr.order[pr.pool], static, pr.unit))
     for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], sizes[u], u)):
-        sl = np.arange(pr.start[u], pr.start[u + 1])
-        js = sl[np.lexsort((pr.order[pr.pool[sl]], static[sl]))]
+        js = by_cost[pr.start[u] : pr.start[u + 1]]
         chosen.append(js[:INITIAL_COLUMNS])
         if pr.ha[u] and len(js):
             ha_sites.append((u, int(pr.site[js[0]])))
