@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from planner import __version__, load_spec
 from planner.pipeline import plan
@@ -453,3 +455,49 @@ def test_rendering_is_deterministic(example):
     assert render_helm(result) == first
     assert list(first) == sorted(first)
     assert render_helm(plan(load_spec([str(EXAMPLES[example])]))) == first
+
+
+# --------------------------------------------------------------------------- writers
+
+
+_YAML_TEXT = st.one_of(
+    st.sampled_from(["", "yes", "No", "on", "null", "~", "1e3", "0o17", "0x1F", ".inf", "- x", "a: b", "#c", "x #y", "'q'", "é", "Team A"]),
+    st.text(max_size=20),
+)
+_YAML_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**40), max_value=2**40), _YAML_TEXT)
+_YAML_DOCS = st.dictionaries(
+    _YAML_TEXT,
+    st.recursive(
+        _YAML_SCALARS,
+        lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(_YAML_TEXT, children, max_size=4)),
+        max_leaves=30,
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_YAML_DOCS)
+def test_values_writer_writes_what_the_yaml_dumper_writes(doc):
+    from planner.render.helm import _dump_yaml, _pyyaml, _shared
+
+    assert _dump_yaml(doc) == _pyyaml(doc)
+    # A mapping marked shared is written from its kept text, wherever it appears.
+    inner = _shared({"cidrs": [], "namespace": "", "ports": [{"port": 443, "protocol": "TCP"}]})
+    nested = {"a": inner, "b": [inner, {"c": inner}], "d": {"e": {"f": inner}}, **doc}
+    assert _dump_yaml(nested) == _pyyaml(nested)
+
+
+def test_schema_defines_each_entry_schema_once_and_refers_to_it():
+    result = planned("pharma-eu-us")
+    for site in CHARTS["pharma-eu-us"]:
+        schema = json.loads(render_helm(result)[f"helm/{site}/values.schema.json"])
+        definitions = schema["definitions"]
+        workloads = schema["properties"]["workloads"]["properties"]
+        assert workloads and all(set(ref) == {"$ref"} for ref in workloads.values())
+        for ref in workloads.values():
+            name = ref["$ref"].removeprefix("#/definitions/")
+            assert definitions[name]["properties"]["gpus"] == {"type": "integer", "minimum": 1}
+        assert {"endpoint", "image"} <= set(definitions)
+        assert all(ref == {"$ref": "#/definitions/image"} for ref in schema["properties"]["images"]["properties"].values())

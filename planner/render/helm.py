@@ -9,9 +9,9 @@ ever parsed as YAML or executed as a Go template.
 
 from __future__ import annotations
 
-import json
 import math
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,7 +19,8 @@ from functools import lru_cache
 import yaml
 
 from planner import __version__
-from planner.graph import PERSONAL, flow_end
+from planner.graph import PERSONAL
+from planner.render.jsontext import SharedTexts, dumps_indented
 from planner.resources import templates_dir
 from planner.spec.models import Classification, Orchestrator, SiteKind, WorkloadKind
 
@@ -172,6 +173,14 @@ _PLAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 ._/()+,;=@-]*[A-Za-z0-9._/()+,;=@
 _STR_TAG = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
 _BREAK = re.compile("[\n\r\x85\u2028\u2029]")  # what the dumper treats as a line break
+# Letters that start no other type: the dumper's resolvers (YAML 1.1) are looked up by
+# the first character, and what _NOT_A_STRING adds of YAML 1.2 that starts with a
+# letter (true, false, null) starts with one of "tTfFnN", which 1.1 keys on already.
+_NO_RESOLVER_STARTS = (
+    frozenset(string.ascii_letters) - set(_RESOLVER.yaml_implicit_resolvers) - set("tTfFnN")
+    if None not in _RESOLVER.yaml_implicit_resolvers
+    else frozenset()
+)
 _scalar_keys: dict[str, str] = {}  # a string -> how it is written as a key
 _scalar_values: dict[str, str] = {}  # ... and as a value
 
@@ -185,8 +194,10 @@ def _yaml_str(text: str, key: bool) -> str:
     if (
         len(text) < (100 if key else 1000)  # a key of 123 or more characters is written "? key"
         and _PLAIN.fullmatch(text)
-        and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
-        and not _NOT_A_STRING.match(text)
+        and (
+            text[0] in _NO_RESOLVER_STARTS
+            or (_RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG and not _NOT_A_STRING.match(text))
+        )
     ):
         found = text
     elif len(text) > 2000:
@@ -228,33 +239,68 @@ def _block_yaml(data: dict, indent: int) -> str:
     return "".join(out)
 
 
-def _emit_mapping(data: dict, indent: int, out: list[str], first: str | None) -> None:
-    """Lines of a non-empty mapping; ``first`` replaces the indentation of its first line (``- `` of an item)."""
-    pad = " " * indent
-    lead = pad if first is None else first
-    for key in sorted(data):
+# Mappings that recur in many values files, the very same objects (never changed):
+# id -> (the mapping, kept alive; its text by indentation).
+_shared_yaml: dict[int, tuple[dict, dict[int, str]]] = {}
+
+
+def _shared(mapping: dict) -> dict:
+    """Mark ``mapping`` as one whose block text is written once per indentation and reused."""
+    _shared_yaml.setdefault(id(mapping), (mapping, {}))
+    return mapping
+
+
+# The keys of a mapping (in its order) at an indentation -> its keys sorted, each with the
+# text its line starts with: the indentation, the key as the dumper writes it, and ":".
+_heads: dict[tuple[tuple, int], tuple[tuple[str, str], ...]] = {}
+
+
+def _mapping_heads(keys: tuple, indent: int) -> tuple[tuple[str, str], ...]:
+    for key in keys:
         if type(key) is not str:
             raise _NotSimple(repr(key))
-        name = _scalar_keys.get(key) or _yaml_str(key, True)
+    pad = " " * indent
+    heads = tuple((key, f"{pad}{_yaml_str(key, True)}:") for key in sorted(keys))
+    if len(_heads) > 10_000:
+        _heads.clear()
+    _heads[(keys, indent)] = heads
+    return heads
+
+
+def _emit_mapping(data: dict, indent: int, out: list[str], first: str | None) -> None:
+    """Lines of a non-empty mapping; ``first`` replaces the indentation of its first line (``- `` of an item)."""
+    keys = tuple(data)
+    heads = _heads.get((keys, indent)) or _mapping_heads(keys, indent)
+    values = _scalar_values
+    for key, head in heads:
+        if first is not None:
+            head = first + head[indent:]
+            first = None
         value = data[key]
         kind = type(value)
         if kind is str:
-            out.append(f"{lead}{name}: {_scalar_values.get(value) or _yaml_str(value, False)}\n")
+            out.append(f"{head} {values.get(value) or _yaml_str(value, False)}\n")
         elif kind is dict:
-            if value:
-                out.append(f"{lead}{name}:\n")
+            if not value:
+                out.append(f"{head} {{}}\n")
+                continue
+            out.append(f"{head}\n")
+            shared = _shared_yaml.get(id(value))
+            if shared is None:
                 _emit_mapping(value, indent + 2, out, None)
-            else:
-                out.append(f"{lead}{name}: {{}}\n")
+                continue
+            text = shared[1].get(indent + 2)
+            if text is None:
+                text = shared[1][indent + 2] = _block_yaml(value, indent + 2)
+            out.append(text)
         elif kind is list:
             if value:
-                out.append(f"{lead}{name}:\n")
+                out.append(f"{head}\n")
                 _emit_sequence(value, indent + 2, out, None)
             else:
-                out.append(f"{lead}{name}: []\n")
+                out.append(f"{head} []\n")
         else:
-            out.append(f"{lead}{name}: {_yaml_scalar(value)}\n")
-        lead = pad
+            out.append(f"{head} {_yaml_scalar(value)}\n")
 
 
 def _emit_sequence(items: list, indent: int, out: list[str], first: str | None) -> None:
@@ -295,16 +341,16 @@ class _Plan:
         for p in result.plan.placements:
             self.at_site.setdefault(p.site, []).append(p)
             self.placed_sites.setdefault(p.workload, set()).add(p.site)
-        index = result.facts.index
-        # Per workload: (flow id, kind, id) of the other end of each flow from it and into it.
+        # Per workload: (flow id, kind, id) of the other end of each flow from it and into it
+        # (the facts resolved every flow's ends already, one per flow of the spec).
         self.sends: dict[str, list[tuple[str, str, str]]] = {}
         self.receives: dict[str, list[tuple[str, str, str]]] = {}
-        for f in sorted(result.spec.flows, key=lambda f: f.id):
-            source, target = flow_end(index, f.from_), flow_end(index, f.to)
+        for rf in sorted(result.facts.flows, key=lambda rf: rf.flow.id):
+            source, target = rf.source, rf.target
             if source.kind == "workload":
-                self.sends.setdefault(source.id, []).append((f.id, target.kind, target.id))
+                self.sends.setdefault(source.id, []).append((rf.flow.id, target.kind, target.id))
             if target.kind == "workload":
-                self.receives.setdefault(target.id, []).append((f.id, source.kind, source.id))
+                self.receives.setdefault(target.id, []).append((rf.flow.id, source.kind, source.id))
         self._products: dict[str, str] = {}
         self.received: dict[str, set[str]] = {}
         for rf in result.facts.flows:
@@ -388,8 +434,36 @@ def _flows(plan: _Plan, workload_id: str, site_id: str) -> tuple[list[dict], lis
     return as_list(ingress), as_list(egress)
 
 
-def _endpoint(ports: Iterable[int]) -> dict:
-    return {"cidrs": [], "namespace": "", "podLabels": {}, "ports": [{"port": p, "protocol": "TCP"} for p in ports]}
+# Parts of the values that many entries and charts have alike are the same objects,
+# never changed, so that their YAML is written once (see _shared).
+
+
+@lru_cache(maxsize=None)
+def _endpoint(ports: tuple[int, ...]) -> dict:
+    return _shared({"cidrs": [], "namespace": "", "podLabels": {}, "ports": [{"port": p, "protocol": "TCP"} for p in ports]})
+
+
+@lru_cache(maxsize=None)
+def _resources(gpus_per_pod: int) -> dict:
+    return _shared(
+        {"cpu": str(4 * gpus_per_pod), "memory": f"{32 * gpus_per_pod}Gi", "shm": f"{8 * gpus_per_pod}Gi", "tmp": "10Gi"}
+    )
+
+
+_CLIENTS = _shared({"cidrs": [], "namespace": "", "podLabels": {}})
+_NETWORK_POLICY = _shared(
+    {
+        "requireEndpoints": False,
+        "dns": {
+            "cidrs": [],
+            "namespace": "kube-system",
+            "podLabels": {"k8s-app": "kube-dns"},
+            "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+        },
+    }
+)
+_SECURITY_CONTEXT = _shared({"runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532})
+_PERSONAL_VALUES = frozenset(c.value for c in PERSONAL)
 
 
 def _values(plan: _Plan, site, entries: list[_Entry]) -> dict:
@@ -410,9 +484,9 @@ def _values(plan: _Plan, site, entries: list[_Entry]) -> dict:
         for peer in ingress + egress:
             if peer["kind"] == "dataset":
                 system = index["dataset"][peer["id"]].system.value
-                datasets[peer["id"]] = _endpoint(SYSTEM_PORTS[system])
+                datasets[peer["id"]] = _endpoint(tuple(SYSTEM_PORTS[system]))
             elif peer["kind"] == "site":
-                sites[peer["id"]] = _endpoint([443])
+                sites[peer["id"]] = _endpoint((443,))
         entry = {
             "workload": e.workload,
             "kind": w.kind.value,
@@ -426,22 +500,17 @@ def _values(plan: _Plan, site, entries: list[_Entry]) -> dict:
             "gpusPerPod": gpus_per_pod,
             "criticality": w.criticality.value,
             "classification": classification,
-            "phi": classification in {c.value for c in PERSONAL},
+            "phi": classification in _PERSONAL_VALUES,
             "team": w.team or "",
             "teamLabel": label_value(w.team),
             "description": w.description or "",
-            "resources": {
-                "cpu": str(4 * gpus_per_pod),
-                "memory": f"{32 * gpus_per_pod}Gi",
-                "shm": f"{8 * gpus_per_pod}Gi",
-                "tmp": "10Gi",
-            },
+            "resources": _resources(gpus_per_pod),
             "ingress": ingress,
             "egress": egress,
         }
         if controller == "Deployment":
             entry["port"] = SERVICE_PORT
-            entry["clients"] = {"cidrs": [], "namespace": "", "podLabels": {}}
+            entry["clients"] = _CLIENTS
         else:
             entry["backoffLimit"] = 3
         workloads[e.name] = entry
@@ -453,16 +522,8 @@ def _values(plan: _Plan, site, entries: list[_Entry]) -> dict:
         "workloads": workloads,
         "datasets": datasets,
         "sites": sites,
-        "networkPolicy": {
-            "requireEndpoints": False,
-            "dns": {
-                "cidrs": [],
-                "namespace": "kube-system",
-                "podLabels": {"k8s-app": "kube-dns"},
-                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-            },
-        },
-        "securityContext": {"runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532},
+        "networkPolicy": _NETWORK_POLICY,
+        "securityContext": _SECURITY_CONTEXT,
     }
 
 
@@ -511,7 +572,14 @@ def _peers_schema(with_ports: bool) -> dict:
     return _obj(props)
 
 
-def _schema(values: dict) -> dict:
+# The schemas that every chart's values.schema.json holds under "definitions":
+# built once, the same objects for every chart, so their text is written once.
+_SHARED_SCHEMAS = SharedTexts()
+
+
+@lru_cache(maxsize=None)
+def _entry_schema(keys: tuple[str, ...]) -> dict:
+    """The schema of a workload entry with ``keys`` (a Deployment's or a Job's)."""
     label = _string(maxLength=63, pattern=LABEL_VALUE.pattern)
     ident = _string(pattern=_DNS_LABEL)
     flow_peer = _obj({"kind": {"enum": ["dataset", "site", "workload"]}, "id": ident, "flows": {"type": "array", "items": _string()}})
@@ -539,38 +607,82 @@ def _schema(values: dict) -> dict:
         "clients": _peers_schema(with_ports=False),
         "backoffLimit": _int(0),
     }
+    return _SHARED_SCHEMAS.add(_obj(entry_props, required=keys))
+
+
+@lru_cache(maxsize=1)
+def _image_schema() -> dict:
+    return _SHARED_SCHEMAS.add(
+        _obj(
+            {
+                "repository": _string(minLength=1, pattern=r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)+$"),
+                "tag": _string(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"),
+                "digest": _string(pattern=r"^(sha256:[a-f0-9]{64})?$"),
+                "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+            }
+        )
+    )
+
+
+@lru_cache(maxsize=1)
+def _endpoint_schema() -> dict:
+    return _SHARED_SCHEMAS.add(_peers_schema(with_ports=True))
+
+
+def _schema(values: dict) -> dict:
+    """The chart's values.schema.json. Every workload entry, image and endpoint has one of a few
+    schemas: each is written once under "definitions" (draft-07's place for them) and referenced,
+    so the file grows by a few lines per workload, not by a whole schema."""
+    definitions: dict[str, dict] = {}
+    shapes: dict[tuple[str, ...], str] = {}  # the keys of an entry -> its definition, named after its controller
     workloads = {}
-    shapes: dict[tuple[str, ...], dict] = {}  # entries with the same keys share one schema object
     for name, entry in values["workloads"].items():
         keys = tuple(sorted(entry))
-        if keys not in shapes:
-            shapes[keys] = _obj(entry_props, required=keys)
-        workloads[name] = shapes[keys]
-    image = _obj(
-        {
-            "repository": _string(minLength=1, pattern=r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)+$"),
-            "tag": _string(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"),
-            "digest": _string(pattern=r"^(sha256:[a-f0-9]{64})?$"),
-            "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
-        }
-    )
-    endpoint = _peers_schema(with_ports=True)
+        shape = shapes.get(keys)
+        if shape is None:
+            shape = str(entry.get("controller", "workload")).lower()
+            if shape in definitions:
+                shape = f"{shape}-{len(shapes)}"
+            shapes[keys] = shape
+            definitions[shape] = _entry_schema(keys)
+        workloads[name] = _ref(shape)
+    if values["images"]:
+        definitions["image"] = _image_schema()
+    definitions["endpoint"] = _endpoint_schema()
+    endpoint = _ref("endpoint")
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": f"values of the medplan chart for site {values['site']['id']}",
         **_obj(
             {
-                "site": _obj({"id": ident, "kind": _string(), "jurisdiction": _string(), "zone": _string()}),
-                "spec": _obj({"name": _string(minLength=1), "owner": _string(), "description": _string()}),
-                "images": _obj({k: image for k in values["images"]}),
+                **_fixed_schemas(),
+                "images": _obj({k: _ref("image") for k in values["images"]}),
                 "workloads": _obj(workloads),
                 "datasets": _obj({k: endpoint for k in values["datasets"]}),
                 "sites": _obj({k: endpoint for k in values["sites"]}),
-                "networkPolicy": _obj({"requireEndpoints": {"type": "boolean"}, "dns": endpoint}),
-                "securityContext": _obj({k: _int(1) for k in ("runAsUser", "runAsGroup", "fsGroup")}),
             }
         ),
+        "definitions": definitions,
     }
+
+
+@lru_cache(maxsize=None)
+def _ref(name: str) -> dict:
+    return _SHARED_SCHEMAS.add({"$ref": f"#/definitions/{name}"})
+
+
+@lru_cache(maxsize=1)
+def _fixed_schemas() -> dict[str, dict]:
+    """The schemas of the values that every chart has alike."""
+    fixed = {
+        "site": _obj({"id": _string(pattern=_DNS_LABEL), "kind": _string(), "jurisdiction": _string(), "zone": _string()}),
+        "spec": _obj({"name": _string(minLength=1), "owner": _string(), "description": _string()}),
+        "networkPolicy": _obj({"requireEndpoints": {"type": "boolean"}, "dns": _ref("endpoint")}),
+        "securityContext": _obj({k: _int(1) for k in ("runAsUser", "runAsGroup", "fsGroup")}),
+    }
+    for schema in fixed.values():
+        _SHARED_SCHEMAS.add(schema)
+    return fixed
 
 
 # --------------------------------------------------------------------------- chart
@@ -609,122 +721,30 @@ def _static_chart_files() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def _readme_template():
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from jinja2 import FileSystemLoader, StrictUndefined
 
-    env = Environment(
+    from planner.render.report import _Environment  # looks keys of dicts up first
+
+    env = _Environment(
         loader=FileSystemLoader(str(templates_dir() / "helm")),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=False,
     )
     return env.get_template("README.md.j2")
 
 
 def _readme(site, values: dict) -> str:
-    return _readme_template().render(site=site, values=values, version=__version__, port=SERVICE_PORT)
-
-
-_indented_json: dict[tuple[bool, str], str] = {}  # flat JSON text of a shared object -> its indented text
+    # The entries as pairs: a workload may be named like a dict method ("items").
+    entries = list(values["workloads"].items())
+    return _readme_template().render(site=site, entries=entries, version=__version__, port=SERVICE_PORT)
 
 
 def _json_text(doc) -> str:
-    return json_text(doc, sort_keys=True)
-
-
-def json_text(doc, *, sort_keys: bool = False) -> str:
-    """``json.dumps(doc, indent=2, sort_keys=sort_keys, ensure_ascii=False)``, faster.
-
-    The standard encoder has no C path with ``indent``; this one writes the
-    same text with less work per value (and falls back to it for anything
-    but dicts, lists, strings, ints, booleans and None).
-    An object that several places of ``doc`` share (the schema of every
-    workload entry, of every image, of every endpoint) is encoded once and
-    its text copied, re-indented; charts of one plan share these texts too.
-    """
-    seen: dict[int, int] = {}
-
-    def count(o) -> None:
-        for v in o.values() if type(o) is dict else o:
-            kind = type(v)
-            if kind is dict:
-                n = seen[id(v)] = seen.get(id(v), 0) + 1
-                if n == 1:
-                    count(v)
-            elif kind is list or kind is tuple:
-                count(v)
-
-    kind = type(doc)
-    if kind is dict or kind is list or kind is tuple:
-        count(doc)
-    texts: dict[tuple[int, int], str] = {}  # (shared object, level) -> its text there
-
-    def shared_text(o, level: int) -> str:
-        text = texts.get((id(o), level))
-        if text is None:
-            flat = (sort_keys, json.dumps(o, sort_keys=sort_keys, ensure_ascii=False))
-            text = _indented_json.get(flat)
-            if text is None:
-                parts: list[str] = []
-                encode(o, 0, parts, False)
-                text = "".join(parts)
-                if len(_indented_json) > 256:
-                    _indented_json.clear()
-                _indented_json[flat] = text
-            text = texts[(id(o), level)] = text.replace("\n", "\n" + "  " * level) if level else text
-        return text
-
-    def encode(o, level: int, out: list[str], share: bool = True) -> None:
-        kind = type(o)
-        if kind is str:
-            out.append(_json_str(o))
-        elif kind is dict:
-            if not o:
-                out.append("{}")
-            elif share and seen.get(id(o), 0) > 1:
-                out.append(shared_text(o, level))
-            else:
-                inner = "\n" + "  " * (level + 1)
-                sep = "{" + inner
-                for key in sorted(o) if sort_keys else o:
-                    if type(key) is not str:
-                        raise _NotSimple(repr(key))
-                    out.append(f"{sep}{_json_str(key)}: ")
-                    encode(o[key], level + 1, out)
-                    sep = "," + inner
-                out.append("\n" + "  " * level + "}")
-        elif kind is list or kind is tuple:
-            if not o:
-                out.append("[]")
-            else:
-                inner = "\n" + "  " * (level + 1)
-                sep = "[" + inner
-                for v in o:
-                    out.append(sep)
-                    encode(v, level + 1, out)
-                    sep = "," + inner
-                out.append("\n" + "  " * level + "]")
-        elif o is True:
-            out.append("true")
-        elif o is False:
-            out.append("false")
-        elif o is None:
-            out.append("null")
-        elif kind is int:
-            out.append(int.__repr__(o))
-        else:
-            raise _NotSimple(kind.__name__)
-
-    out: list[str] = []
-    try:
-        encode(doc, 0, out)
-    except _NotSimple:
-        return json.dumps(doc, indent=2, sort_keys=sort_keys, ensure_ascii=False)
-    return "".join(out)
-
-
-_json_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str
+    return dumps_indented(doc, sort_keys=True, shared=_SHARED_SCHEMAS)
 
 
 def render_helm(result) -> dict[str, str]:

@@ -303,8 +303,8 @@ def assessment_results(result, timestamp: str | None = None) -> dict:
 
 def render_oscal(result, *, timestamp: str | None = None) -> str:
     """OSCAL 1.1 Assessment Results as JSON text (``oscal/assessment-results.json``)."""
-    from planner.render.helm import json_text
+    from planner.render.jsontext import dumps_indented
     from planner.render.report import paused_gc
 
     with paused_gc():
-        return json_text(assessment_results(result, timestamp)) + "\n"
+        return dumps_indented(assessment_results(result, timestamp)) + "\n"

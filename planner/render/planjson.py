@@ -3,9 +3,8 @@ inputs, policy bundles and findings it was made from."""
 
 from __future__ import annotations
 
-import json
-
 from planner import __version__
+from planner.render.jsontext import dumps_indented
 
 
 def plan_json_document(result) -> dict:
@@ -39,4 +38,4 @@ def sources_document(spec) -> list[dict]:
 
 
 def render_plan_json(result) -> str:
-    return json.dumps(plan_json_document(result), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return dumps_indented(plan_json_document(result), sort_keys=True) + "\n"

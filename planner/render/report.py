@@ -25,6 +25,7 @@ import re
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache
 
 import jinja2
@@ -115,8 +116,10 @@ _WWW = re.compile(r"(?i)\bwww\.")
 
 
 # Text made only of these cannot hold anything md_escape changes, except for a
-# leading block marker, a list number or "www." (checked separately).
-_MD_PLAIN = re.compile(r"[A-Za-z0-9 ,./()%'\"!?@^{}+=;-]*")
+# leading block marker, a list number, "www." or a URL scheme (checked separately).
+_MD_PLAIN = re.compile(r"[A-Za-z0-9 ,./()%'\"!?@^{}+=;:\u2192-]*")
+# What _MD_PUNCT's substitution does, character by character.
+_MD_PUNCT_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`*_[]|~$"})
 
 
 def md_escape(value: object) -> str:
@@ -133,22 +136,26 @@ def md_escape(value: object) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _md_escape_line(text: str) -> str:
+    www = "www." in text.lower()
     if (
         _MD_PLAIN.fullmatch(text)
         and not _BLOCK_START.match(text)
         and not _LIST_NUMBER.match(text)
-        and "www." not in text.lower()
+        and not www
+        and (":" not in text or not _AUTOLINK.search(text))
     ):
         return text
     if "&" in text:
         text = _ENTITY.sub(lambda m: "&amp;" + m.group(0)[1:], text)
     text = text.replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_PUNCT.sub(r"\\\1", text)
+    text = text.translate(_MD_PUNCT_ESCAPES)  # = _MD_PUNCT.sub(r"\\\1", text)
     if ":" in text:
         text = _AUTOLINK.sub(r"\1\\\2", text)
-    text = _WWW.sub(r"www\\.", text)
-    text = _BLOCK_START.sub(r"\\\1", text)
-    return _LIST_NUMBER.sub(r"\1\\\2", text)
+    if www:
+        text = _WWW.sub(r"www\\.", text)
+    if _BLOCK_START.match(text):
+        text = _BLOCK_START.sub(r"\\\1", text)
+    return _LIST_NUMBER.sub(r"\1\\\2", text) if _LIST_NUMBER.match(text) else text
 
 
 def _md_finalize(value: object) -> str:
@@ -216,6 +223,8 @@ def _natural(text: str) -> tuple:
 
 
 def _value(item: object) -> str:
+    if isinstance(item, Enum):
+        return str(item._value_)  # what .value returns, without the descriptor
     return str(getattr(item, "value", item))
 
 
@@ -372,7 +381,8 @@ class _Index:
 
     def latency(self, source: str, target: str) -> float | None:
         """Latency of the lowest-latency route (None: no route)."""
-        return self.result.facts.graph.latencies_from(source).get(target)
+        (found,) = self.result.facts.graph.latency_list(source, (target,))  # no mapping of every site built
+        return None if found == math.inf else found
 
     def route(self, source: str, target: str) -> tuple:
         """(reachable, sites, latency, link keys, every link encrypted) of the lowest-latency route."""
@@ -645,7 +655,8 @@ def _workload_row(index: _Index, w) -> dict:
     placed = index.placed.get(w.id, [])
     by_pool: dict[str, int] = {}
     for p in placed:
-        by_pool[p.pool_key] = by_pool.get(p.pool_key, 0) + 1
+        key = p.pool_key
+        by_pool[key] = by_pool.get(key, 0) + 1
     cost = [p.cost_per_hour for p in placed]
     u = index.unplaced.get(w.id)
     return {
@@ -913,9 +924,18 @@ def _some(items: list[str], sep: str = ", ") -> str:
 def _profiles(rows: list[dict]) -> list[dict]:
     """Workloads that compare the same on every GPU model, one row per such profile, largest first."""
     groups: dict[tuple, list[dict]] = {}
+    texts: dict[int, tuple] = {}  # rows share their cells lists: each is read once
     for r in rows:
-        key = (tuple((c["text"], c["fits"]) for c in r["cells"]), r["memory"])
-        groups.setdefault(key, []).append(r)
+        cells = r["cells"]
+        text = texts.get(id(cells))
+        if text is None:
+            text = texts[id(cells)] = tuple((c["text"], c["fits"]) for c in cells)
+        key = (text, r["memory"])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [r]
+        else:
+            group.append(r)
     out = []
     for members in sorted(groups.values(), key=lambda m: (-len(m), m[0]["id"])):
         teams = sorted({r["team"] for r in members})
@@ -969,19 +989,22 @@ def _generations(index: _Index) -> dict:
     gpus, reference = _generation_gpus(result)
     sizing = _sizing(spec, catalog, gpus) if gpus else {}
     rows = []
-    known: dict[tuple, list[dict]] = {}  # workloads that size alike and allow the same models share cells
-    answers: dict[tuple, tuple] = {}
-    accelerators: dict[tuple, set[str]] = {}
+    # Workloads that size alike and allow the same models share cells, and with them
+    # the measured throughput and the memory answer.
+    known: dict[tuple, tuple] = {}
+    accelerators: dict[tuple, tuple[set[str], tuple[str, ...]]] = {}
     for w in sorted(spec.workloads, key=lambda w: w.id):
         ws = sizing.get(w.id)
         names = tuple(w.accelerators)
-        if names not in accelerators:
-            accelerators[names] = {catalog.gpu(a).id for a in names}
-        allowed = accelerators[names]
-        key = (id(ws), tuple(sorted(allowed)))
-        cells = known.get(key)
-        if cells is None:
-            cells = known[key] = [
+        found = accelerators.get(names)
+        if found is None:
+            ids = {catalog.gpu(a).id for a in names}
+            found = accelerators[names] = (ids, tuple(sorted(ids)))
+        allowed = found[0]
+        key = (id(ws), found[1])
+        shared = known.get(key)
+        if shared is None:
+            cells = [
                 {
                     "gpu": s.gpu,
                     "generation": catalog.gpus[s.gpu].generation,
@@ -998,14 +1021,14 @@ def _generations(index: _Index) -> dict:
                 }
                 for s in ws or ()
             ]
-        placed = index.placed.get(w.id, [])
-        placed_sites = index.sites_of(w.id)
-        answer_key = (key, ws.memory_known if ws else False)
-        if answer_key not in answers:
-            answers[answer_key] = _memory_answer(cells, answer_key[1])
-        memory, memory_bound = answers[answer_key]
-        latency, margin, tight = _latency_answer(w, placed_sites, index)
-        measured = {c["gpu"]: c for c in cells if c["measured"] is not None}
+            measured = {c["gpu"]: c for c in cells if c["measured"] is not None}
+            throughput = ", ".join(
+                f"{g} {c['measured']:g} \u2192 {_plural(c['replicas'], 'replica')}" for g, c in measured.items()
+            )
+            shared = known[key] = (cells, _memory_answer(cells, ws.memory_known if ws else False), throughput or None)
+        cells, (memory, memory_bound), throughput = shared
+        placed = index.placed.get(w.id, ())
+        latency, margin, tight = _latency_answer(w, index.sites_of(w.id), index)
         rows.append(
             {
                 "id": w.id,
@@ -1017,10 +1040,7 @@ def _generations(index: _Index) -> dict:
                 "latency": latency,
                 "latency_margin": _ms(margin) if margin is not None else "-",
                 "latency_tight": tight,
-                "throughput": ", ".join(
-                    f"{g} {c['measured']:g} \u2192 {_plural(c['replicas'], 'replica')}" for g, c in measured.items()
-                )
-                or None,
+                "throughput": throughput,
             }
         )
     teams = index.teams
@@ -1348,14 +1368,20 @@ def _aggregate(index: _Index, rows: list[FlowRow]) -> _Aggregate:
             title, sub = f"{key[1]} ({_plural(len(m['sites']), 'site')})", counts
         places.append((key, key[0], title, sub))
     unplaced_key = (None, "not placed")
-    edges: dict[tuple, dict] = {}
+    # Rows counted by (source place, target place, map class, personal) first: few, however many rows.
+    tally: dict[tuple, int] = {}
+    get = place.get
     for row in rows:
-        src = place.get(row.source[2], unplaced_key)
-        dst = place.get(row.target[2], unplaced_key)
-        edge = edges.setdefault((src, dst), {"source": src, "target": dst, "count": 0, "classes": {}, "personal": False})
-        edge["count"] += 1
-        edge["classes"][row.encryption_class] = edge["classes"].get(row.encryption_class, 0) + 1
-        edge["personal"] = edge["personal"] or row.personal
+        key = (get(row.source[2], unplaced_key), get(row.target[2], unplaced_key), row.encryption_class, row.personal)
+        tally[key] = tally.get(key, 0) + 1
+    edges: dict[tuple, dict] = {}
+    for (src, dst, cls, personal), n in tally.items():
+        edge = edges.get((src, dst))
+        if edge is None:
+            edge = edges[(src, dst)] = {"source": src, "target": dst, "count": 0, "classes": {}, "personal": False}
+        edge["count"] += n
+        edge["classes"][cls] = edge["classes"].get(cls, 0) + n
+        edge["personal"] = edge["personal"] or personal
     unplaced = sum(1 for w in spec.workloads if not index.sites_of(w.id))
     if unplaced or any(unplaced_key in pair for pair in edges):
         places.append((unplaced_key, None, "not placed", _plural(unplaced, "workload")))
@@ -1690,7 +1716,8 @@ class _Environment(jinja2.Environment):
 def _environment(kind: str) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(templates_dir() / "report"))
     common = dict(
-        loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+        loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        auto_reload=False,
     )
     if kind == "html":
         return _Environment(autoescape=True, **common)

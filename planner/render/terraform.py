@@ -77,8 +77,22 @@ def _key(name: str) -> str:
     return name if _IDENT.match(name) else hcl_string(name)
 
 
+# While render_terraform runs: id of an object -> (the object, its one-line text). The
+# placements of a site are written into several files; each row is formatted once.
+_inline_texts: dict[int, tuple[object, str]] | None = None
+
+
 def _inline(value) -> str:
     """A value on one line: scalars, lists of scalars, small objects."""
+    if _inline_texts is not None and type(value) is dict:
+        found = _inline_texts.get(id(value))
+        if found is None:
+            found = _inline_texts[id(value)] = (value, _inline_uncached(value))
+        return found[1]
+    return _inline_uncached(value)
+
+
+def _inline_uncached(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -286,6 +300,7 @@ def _environment():
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=False,  # a template is looked up once per file written: no stat each time
     )
     env.filters["hcl"] = hcl_string
     env.filters["hcl_body"] = hcl_body
@@ -300,6 +315,15 @@ _PLAN_FILES = ("versions.tf", "variables.tf", "main.tf", "checks.tf", "outputs.t
 
 def render_terraform(result) -> dict[str, str]:
     """``{"terraform/<site>/<file>": content}`` for every cloud site with placements."""
+    global _inline_texts
+    _inline_texts = {}
+    try:
+        return _render_terraform(result)
+    finally:
+        _inline_texts = None
+
+
+def _render_terraform(result) -> dict[str, str]:
     env = _environment()
     at_site: dict[str, list] = {}
     for p in result.plan.placements:

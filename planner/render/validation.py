@@ -14,6 +14,7 @@ import click
 from planner import __version__
 from planner.errors import MedplanError
 from planner.policy.findings import Finding, Status
+from planner.render.jsontext import dumps_indented
 from planner.spec.models import Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -184,7 +185,7 @@ def to_sarif(result) -> str:
             }
         ],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps_indented(doc) + "\n"
 
 
 def to_junit(result) -> str:

@@ -1,0 +1,107 @@
+"""A large plan's reports are rendered in a forked process: the files are the
+same as rendered in one process, and a failed or stuck copy changes nothing."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+import planner.render as render
+from planner import load_spec
+from planner.pipeline import plan
+from planner.render import render_plan_files
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reports are rendered in a forked process on Linux only"
+)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return plan(load_spec([os.path.join(REPO, "examples", "pharma-eu-us.yaml")]))
+
+
+@pytest.fixture(scope="module")
+def sequential(result):
+    os.environ["MEDPLAN_RENDER_PARALLEL"] = "0"
+    try:
+        return render_plan_files(result, timestamp="2026-01-02T03:04:05Z")
+    finally:
+        del os.environ["MEDPLAN_RENDER_PARALLEL"]
+
+
+def _children() -> set[int]:
+    """Processes whose parent is this one (none left behind: no zombie, no stray copy)."""
+    out = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                        out.add(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+def test_forked_reports_are_the_same_files(result, sequential, monkeypatch):
+    monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    files = render_plan_files(result, timestamp="2026-01-02T03:04:05Z")
+    assert forks, "the reports were not rendered in a second process"
+    assert list(files) == list(sequential) and files == sequential
+    assert render_plan_files(result, timestamp="2026-01-02T03:04:05Z", formats={"md", "json"}) == {
+        k: v for k, v in sequential.items() if k in ("plan.json", "report.md")
+    }
+    assert not _children()
+
+
+def test_a_failing_copy_leaves_the_reports_to_this_process(result, sequential, monkeypatch):
+    monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
+    parent = os.getpid()
+    real_render = render._render
+
+    def broken(*args):
+        if os.getpid() != parent:
+            raise RuntimeError("the copy fails")
+        return real_render(*args)
+
+    monkeypatch.setattr(render, "_render", broken)
+    assert render_plan_files(result, timestamp="2026-01-02T03:04:05Z") == sequential
+    assert not _children()
+
+
+def test_a_stuck_copy_is_stopped(result, sequential, monkeypatch):
+    monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
+    monkeypatch.setattr(render, "CHILD_TIMEOUT", 0.5)
+    parent = os.getpid()
+    real_render = render._render
+
+    def stuck(*args):
+        if os.getpid() != parent:
+            time.sleep(600)
+        return real_render(*args)
+
+    monkeypatch.setattr(render, "_render", stuck)
+    started = time.monotonic()
+    assert render_plan_files(result, timestamp="2026-01-02T03:04:05Z") == sequential
+    assert time.monotonic() - started < 60
+    assert not _children()
+
+
+def test_small_plans_and_threads_stay_in_one_process(result, monkeypatch):
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    render_plan_files(result)  # far fewer workloads than PARALLEL_FROM_WORKLOADS
+    monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
+    monkeypatch.setenv("MEDPLAN_RENDER_PARALLEL", "0")
+    render_plan_files(result)
+    assert forks == []
