@@ -8,7 +8,8 @@ generated specs, the plan's gap, and growth between sizes.
 Each size runs in a fresh process so peak memory (ru_maxrss) belongs to it.
 Besides the stages (run one after another in that process), the table shows
 the commands a user runs, end to end in their own process: `medplan
-validate` and `medplan plan --out` (with its peak memory). Growth is the
+validate` and `medplan plan --out` (with the larger peak memory of the two,
+PSS of the command and its children). Growth is the
 stage total over the previous size's; the last line gives the plan
 command's growth from 1,000 to 10,000 workloads when both sizes ran.
 When opa-golib-python-bindings is installed, the real OPA v1.20 engine is
@@ -113,21 +114,51 @@ def run_one(sites: int, workloads: int, seed: int) -> dict:
             "regorus_validate_s": _regorus_time(run),
             "validate_cmd_s": validate_s,
             "plan_cmd_s": plan_s,
-            "plan_cmd_mb": max(validate_mb, plan_mb),
+            "plan_cmd_mb": max(validate_mb, plan_mb),  # the larger of the two commands' peaks
         }
 
 
 def _command(args: list[str]) -> tuple[float, float]:
-    """Wall time and peak memory of one `medplan` command, as a user runs it.
+    """Wall time and peak memory (MB) of one `medplan` command, as a user runs it.
 
-    Peak memory is the largest child so far (the commands run in order,
-    validate before plan, so the second figure is plan's)."""
+    Memory is the peak of the summed proportional set size (PSS) of the
+    command and its children, sampled from /proc every 50 ms: `medplan plan`
+    renders a large plan's reports in a forked copy that shares most of its
+    pages, which a sum of RSS would count twice. Without /proc, the largest
+    child's ru_maxrss."""
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "planner.cli", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    proc = subprocess.Popen([sys.executable, "-m", "planner.cli", *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak_kb = 0
+    while proc.poll() is None:
+        peak_kb = max(peak_kb, _tree_pss_kb(proc.pid))
+        time.sleep(0.05)
+    stderr = proc.stderr.read() if proc.stderr else ""
     wall = time.perf_counter() - t
-    if done.returncode not in (0, 1):  # 1: the generated spec's deliberate violations
-        raise SystemExit(f"medplan {args[0]} exited {done.returncode}:\n{done.stderr[-2000:]}")
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if proc.returncode not in (0, 1):  # 1: the generated spec's deliberate violations
+        raise SystemExit(f"medplan {args[0]} exited {proc.returncode}:\n{stderr[-2000:]}")
+    if not peak_kb:
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, peak_kb / 1024
+
+
+def _tree_pss_kb(pid: int) -> int:
+    """Summed PSS of ``pid`` and its children, in kB (0 where /proc cannot tell)."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        return 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+    return total
 
 
 def _regorus_time(run) -> float:
