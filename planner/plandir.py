@@ -57,17 +57,8 @@ def write_plan_dir(out: Path, files: dict[str, str | bytes], *, sign_key: Path |
         names = sorted(data)
         made = {""}  # directories under the temporary one that exist already
         for name in names:
-            folder = name.rpartition("/")[0]
-            if folder not in made:
-                _make_dirs(root, folder, made)
-        if _fail_after is not None:
-            for n, name in enumerate(names):
-                if n >= _fail_after:
-                    raise OSError("injected failure")
-                _write_file(f"{root}/{name}", data[name])
-            manifest = manifest_text(data).encode()
-        else:
-            manifest = _write_files(root, names, data)
+            _make_dirs(root, name.rpartition("/")[0], made)
+        manifest = _write_files(root, names, data, _fail_after)
         _write_file(f"{root}/{MANIFEST}", manifest)
         if signer is not None:
             _write_file(f"{root}/{SIGNATURE}", signer.sign(manifest).hex().encode() + b"\n")
@@ -90,10 +81,15 @@ WRITERS = 2
 WRITERS_FROM = 1000
 
 
-def _write_files(root: str, names: list[str], data: dict[str, bytes]) -> bytes:
-    """Write every file of ``names`` under ``root`` (its directories exist); returns the manifest."""
-    if len(names) < WRITERS_FROM or WRITERS < 2:
-        for name in names:
+def _write_files(root: str, names: list[str], data: dict[str, bytes], fail_after: int | None = None) -> bytes:
+    """Write every file of ``names`` under ``root`` (its directories exist); returns the manifest.
+
+    ``fail_after`` (tests only) raises after that many files, in one thread.
+    """
+    if len(names) < WRITERS_FROM or WRITERS < 2 or fail_after is not None:
+        for n, name in enumerate(names):
+            if fail_after is not None and n >= fail_after:
+                raise OSError("injected failure")
             _write_file(f"{root}/{name}", data[name])
         return manifest_text(data).encode()
     stop = threading.Event()
