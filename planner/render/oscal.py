@@ -32,7 +32,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import uuid
 from urllib.parse import quote
