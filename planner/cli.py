@@ -170,20 +170,37 @@ def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict):
 @_handle_errors
 def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_waivers, opa_url, opa_token, strict) -> None:
     """Place every workload on admissible GPU capacity at the lowest cost and check the plan."""
-    from planner.render import render_plan_files
     from planner.render.planjson import render_plan_json
     from planner.render.plantext import plan_text
 
     result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict)
     if out is not None:
-        from planner.plandir import write_plan_dir
-
-        write_plan_dir(out, render_plan_files(result, timestamp=timestamp or _timestamp_from_env()), sign_key=sign_key)
+        _write_plan(out, result, timestamp, sign_key)
     if fmt == "json":
         app.out(render_plan_json(result), nl=False)
     else:
         app.out(plan_text(result, out), nl=False)
     sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
+
+
+def _write_plan(out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None) -> int:
+    """Render the plan directory's files and write them, each format as soon as it is rendered; returns how many."""
+    from planner.plandir import write_plan_dir
+    from planner.render import iter_plan_files
+
+    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats)
+    sizes: list[int] = []
+
+    def parts():
+        for _, files in rendered:
+            sizes.append(len(files))
+            yield files
+
+    try:
+        write_plan_dir(out, parts(), sign_key=sign_key)
+    finally:
+        rendered.close()  # stops a forked copy still rendering when writing failed
+    return sum(sizes)
 
 
 def _timestamp_from_env() -> str | None:
@@ -251,15 +268,12 @@ RENDER_FORMATS = ("json", "md", "html", "sarif", "oscal", "helm", "terraform")
 def render(plan_file, formats, out, timestamp, sign_key) -> None:
     """Render again from a saved plan (plan.json or its directory)."""
     from planner.pipeline import replan
-    from planner.plandir import write_plan_dir
-    from planner.render import render_plan_files
     from planner.render.plandiff import load_plan_json
 
     doc = load_plan_json(plan_file)
     result = replan(doc, str(plan_file))
-    files = render_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=set(formats) or None)
-    write_plan_dir(out, files, sign_key=sign_key)
-    click.echo(f"wrote {len(files)} files to {out}/")
+    count = _write_plan(out, result, timestamp, sign_key, set(formats) or None)
+    click.echo(f"wrote {count} files to {out}/")
 
 
 @main.command("compare")

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -31,18 +32,25 @@ def _check_relative(name: str) -> None:
 
 def manifest_text(files: dict[str, bytes]) -> str:
     """sha256sum-compatible lines for every file, sorted by path."""
-    return "".join(f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in sorted(files))
+    return _manifest({name: hashlib.sha256(content).hexdigest() for name, content in files.items()})
 
 
-def write_plan_dir(out: Path, files: dict[str, str | bytes], *, sign_key: Path | None = None, _fail_after: int | None = None) -> None:
+def _manifest(digests: dict[str, str]) -> str:
+    return "".join(f"{digests[name]}  {name}\n" for name in sorted(digests))
+
+
+def write_plan_dir(
+    out: Path, files: Mapping[str, str | bytes] | Iterable[Mapping[str, str | bytes]], *, sign_key: Path | None = None,
+    _fail_after: int | None = None,
+) -> None:
     """Write ``files`` (relative POSIX path -> content) as directory ``out``, atomically.
 
+    ``files`` may also be an iterable of such mappings, which are written as
+    they come: a renderer can produce the next while the last is stored.
     ``_fail_after`` injects a failure after that many files (tests only).
     """
     out = Path(out)
-    data = {name: (content.encode("utf-8") if isinstance(content, str) else content) for name, content in files.items()}
-    for name in data:
-        _check_relative(name)
+    parts = [files] if isinstance(files, Mapping) else files
     signer = _load_private_key(sign_key) if sign_key else None
     parent = out.resolve().parent
     if out.exists() and not out.is_dir():
@@ -53,15 +61,13 @@ def write_plan_dir(out: Path, files: dict[str, str | bytes], *, sign_key: Path |
     except OSError as exc:
         raise OutputError("cannot write output", [Diagnostic(Location(str(out)), f"cannot create directory: {exc.strerror or exc}")]) from exc
     try:
-        root = str(tmp)
-        names = sorted(data)
-        made = {""}  # directories under the temporary one that exist already
-        for name in names:
-            _make_dirs(root, name.rpartition("/")[0], made)
-        manifest = _write_files(root, names, data, _fail_after)
-        _write_file(f"{root}/{MANIFEST}", manifest)
+        with _Writer(str(tmp), _fail_after) as writer:
+            for part in parts:
+                writer.add(part)
+            manifest = writer.manifest()
+        _write_file(f"{tmp}/{MANIFEST}", manifest)
         if signer is not None:
-            _write_file(f"{root}/{SIGNATURE}", signer.sign(manifest).hex().encode() + b"\n")
+            _write_file(f"{tmp}/{SIGNATURE}", signer.sign(manifest).hex().encode() + b"\n")
         _swap(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -73,43 +79,77 @@ def write_plan_dir(out: Path, files: dict[str, str | bytes], *, sign_key: Path |
 
 
 # A plan directory of a large plan has thousands of files: each is written with
-# one open, write and close, and each directory is made once, before any file.
-# From WRITERS_FROM files on, WRITERS threads write them (the work is the
-# kernel's, which they share between cores) while this one hashes them.
+# one open, write and close, and each directory is made once. A part of
+# WRITERS_FROM files or more is written by WRITERS threads (the work is the
+# kernel's and sha256's, which they share between cores) while the caller
+# goes on, rendering the next part.
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 WRITERS = 2
 WRITERS_FROM = 1000
 
 
-def _write_files(root: str, names: list[str], data: dict[str, bytes], fail_after: int | None = None) -> bytes:
-    """Write every file of ``names`` under ``root`` (its directories exist); returns the manifest.
+class _Writer:
+    """Writes the parts of a plan directory under ``root`` and hashes every file for the manifest."""
 
-    ``fail_after`` (tests only) raises after that many files, in one thread.
-    """
-    if len(names) < WRITERS_FROM or WRITERS < 2 or fail_after is not None:
-        for n, name in enumerate(names):
-            if fail_after is not None and n >= fail_after:
-                raise OSError("injected failure")
-            _write_file(f"{root}/{name}", data[name])
-        return manifest_text(data).encode()
-    stop = threading.Event()
+    def __init__(self, root: str, fail_after: int | None = None):
+        self.root = root
+        self.fail_after = fail_after  # tests only: raise after that many files, in one thread
+        self.written = 0  # by this thread
+        self.digests: dict[str, str] = {}  # path -> sha256, filled by whichever thread wrote it
+        self.names: set[str] = set()
+        self.made = {""}  # directories under root that exist already
+        self.stop = threading.Event()
+        self.pool: ThreadPoolExecutor | None = None
+        self.jobs: list = []
 
-    def write(part: list[str]) -> None:
-        for name in part:
-            if stop.is_set():
-                return
-            _write_file(f"{root}/{name}", data[name])
+    def __enter__(self) -> _Writer:
+        return self
 
-    with ThreadPoolExecutor(WRITERS, thread_name_prefix="medplan-write") as pool:
-        jobs = [pool.submit(write, names[i::WRITERS]) for i in range(WRITERS)]
+    def __exit__(self, kind, exc, tb) -> None:
+        if self.pool is not None:
+            if kind is not None:
+                self.stop.set()  # the writers stop at their next file
+            self.pool.shutdown(wait=True)
+
+    def add(self, files: Mapping[str, str | bytes]) -> None:
+        items = []
+        for name, content in files.items():
+            _check_relative(name)
+            if name in self.names:
+                raise OutputError(f"refusing to write {name!r} twice")
+            self.names.add(name)
+            items.append((name, content.encode("utf-8") if isinstance(content, str) else content))
+        if len(items) < WRITERS_FROM or WRITERS < 2 or self.fail_after is not None:
+            for name, data in items:
+                if self.fail_after is not None and self.written >= self.fail_after:
+                    raise OSError("injected failure")
+                self._write(name, data)
+                self.written += 1
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="medplan-write")
+        self.jobs += [self.pool.submit(self._write_all, items[i::WRITERS]) for i in range(WRITERS)]
+
+    def _write_all(self, items: list[tuple[str, bytes]]) -> None:
         try:
-            manifest = manifest_text(data).encode()  # sha256 lets go of the GIL: hashed while written
-            for job in jobs:
-                job.result()
+            for name, data in items:
+                if self.stop.is_set():
+                    return
+                self._write(name, data)
         except BaseException:
-            stop.set()  # the pool waits for the writers, which stop at their next file
+            self.stop.set()  # the other writers need not go on
             raise
-    return manifest
+
+    def _write(self, name: str, data: bytes) -> None:
+        _make_dirs(self.root, name.rpartition("/")[0], self.made)
+        _write_file(f"{self.root}/{name}", data)
+        self.digests[name] = hashlib.sha256(data).hexdigest()  # lets go of the GIL for all but small files
+
+    def manifest(self) -> bytes:
+        """sha256sum-compatible lines for every file, sorted by path, once all are written."""
+        for job in self.jobs:
+            job.result()
+        return _manifest(self.digests).encode()
 
 
 def _write_file(path: str, content: bytes) -> None:
@@ -123,7 +163,10 @@ def _write_file(path: str, content: bytes) -> None:
 
 
 def _make_dirs(root: str, folder: str, made: set[str]) -> None:
-    """Make ``folder`` (relative to ``root``) and any parent of it not yet in ``made``."""
+    """Make ``folder`` (relative to ``root``) and any parent of it not yet in ``made``.
+
+    Safe in several threads at once: a folder another thread made in the
+    meantime is taken as made."""
     missing = []
     while folder not in made:
         missing.append(folder)

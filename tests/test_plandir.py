@@ -7,6 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from planner import plandir
 from planner.errors import OutputError
 from planner.plandir import MANIFEST, verify_plan_dir, write_plan_dir
 
@@ -41,6 +42,63 @@ def test_failure_on_first_write_leaves_nothing(tmp_path):
     with pytest.raises(OutputError):
         write_plan_dir(out, FILES, _fail_after=0)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def _many(prefix: str, n: int) -> dict[str, str]:
+    return {f"{prefix}/d{i % 37}/f{i}.txt": f"{prefix} {i}\n" for i in range(n)}
+
+
+def test_parts_are_written_as_they_come_into_one_directory(tmp_path, monkeypatch):
+    """A large part goes to the writer threads while the next is produced; the result is the same."""
+    monkeypatch.setattr(plandir, "WRITERS_FROM", 50)
+    produced = []
+
+    def parts():
+        for prefix, n in (("helm", 400), ("terraform", 60), ("small", 3)):
+            produced.append(prefix)
+            yield _many(prefix, n)
+        yield FILES
+
+    write_plan_dir(tmp_path / "streamed", parts())
+    write_plan_dir(tmp_path / "whole", {k: v for part in parts() for k, v in part.items()})
+    streamed, whole = tmp_path / "streamed", tmp_path / "whole"
+    assert (streamed / MANIFEST).read_bytes() == (whole / MANIFEST).read_bytes()
+    assert len((streamed / MANIFEST).read_text().splitlines()) == 400 + 60 + 3 + len(FILES)
+    assert verify_plan_dir(streamed).ok
+    assert (streamed / "helm/d5/f5.txt").read_text() == "helm 5\n"
+
+
+@pytest.mark.parametrize("threads", [True, False])
+def test_a_part_that_fails_keeps_the_previous_directory(tmp_path, monkeypatch, threads):
+    """Rendering fails after a first part was (perhaps still being) written: nothing changes."""
+    monkeypatch.setattr(plandir, "WRITERS_FROM", 50 if threads else 10**9)
+    out = tmp_path / "plan"
+    write_plan_dir(out, {"old.txt": "previous\n"})
+
+    def parts():
+        yield _many("helm", 400)
+        raise RuntimeError("a renderer failed")
+
+    with pytest.raises(RuntimeError):
+        write_plan_dir(out, parts())
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["plan"]
+
+
+def test_a_writer_thread_failing_is_an_output_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(plandir, "WRITERS_FROM", 50)
+    out = tmp_path / "plan"
+    write_plan_dir(out, {"old.txt": "previous\n"})
+    with pytest.raises(OutputError, match="previous contents kept"):
+        write_plan_dir(out, [{"helm": "a file where a directory must go\n"}, _many("helm", 400)])
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "old.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["plan"]
+
+
+def test_a_file_in_two_parts_is_refused(tmp_path):
+    with pytest.raises(OutputError, match="twice"):
+        write_plan_dir(tmp_path / "plan", [FILES, {"report.md": "again\n"}])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_paths_outside_the_directory_are_refused(tmp_path):

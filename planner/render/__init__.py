@@ -1,12 +1,13 @@
 """Renderers: pure functions from a validation or plan result to files.
 
-A large plan's two reports (Markdown and HTML, both printed from one view of
-the whole plan) are rendered in a forked copy of this process while this one
-renders the other files. The two halves take about as long, so with two cores
-the files of thousands of sites are ready in little more than half the time.
-The files are the same either way; if the copy cannot be made, fails or
-hangs, the reports are rendered here. ``MEDPLAN_RENDER_PARALLEL=0`` turns
-this off.
+A large plan's reports (Markdown and HTML, both printed from one view of the
+whole plan), its OSCAL assessment and plan.json are rendered in a forked copy
+of this process while this one renders the Helm charts and Terraform, whose
+thousands of files can be written as they come (see :func:`iter_plan_files`).
+The two halves take about as long, so with two cores the files of thousands
+of sites are ready in little more than half the time. The files are the same
+either way; if the copy cannot be made, fails or hangs, its formats are
+rendered here. ``MEDPLAN_RENDER_PARALLEL=0`` turns this off.
 """
 
 from __future__ import annotations
@@ -19,36 +20,53 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 # Every format, in the order its files are listed.
 FORMATS = ("json", "sarif", "md", "html", "oscal", "helm", "terraform")
-_REPORTS = frozenset({"md", "html"})
-# From this many workloads, the reports take long enough to be worth a second process.
+# Rendered in the forked copy; the rest are rendered here.
+_AWAY = frozenset({"md", "html", "oscal", "json"})
+# Rendered here before the others: the formats with the most files.
+_HERE_FIRST = ("helm", "terraform")
+# From this many workloads, rendering takes long enough to be worth a second process.
 PARALLEL_FROM_WORKLOADS = 2000
-# How long the reports may take in the second process, at least, before they are rendered here.
+# How long the copy may take, at least, before its formats are rendered here.
 CHILD_TIMEOUT = 60.0
 
 
 def render_plan_files(result, *, timestamp: str | None = None, formats: set[str] | None = None) -> dict[str, str]:
     """Every file of a plan directory, by relative path."""
+    rendered = dict(iter_plan_files(result, timestamp=timestamp, formats=formats))
+    return {name: text for fmt in FORMATS if fmt in rendered for name, text in rendered[fmt].items()}
+
+
+def iter_plan_files(result, *, timestamp: str | None = None, formats: set[str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """(format, its files by relative path) for each wanted format, each as soon as it is rendered.
+
+    The Helm charts and Terraform modules come first, so that a writer can
+    store their files while the rest is rendered.
+    """
     wanted = [f for f in FORMATS if f in (formats or FORMATS)]
-    reports = [f for f in wanted if f in _REPORTS]
-    rendered: dict[str, dict[str, str]] = {}
+    away = [f for f in wanted if f in _AWAY]
     child = None
-    if reports != wanted and _parallel(result, reports):
+    if away != wanted and _parallel(result, away):
         from planner.render import report  # noqa: F401 - imported once, before the fork, for both processes
 
-        child = _Forked.start(lambda: _render(result, timestamp, reports))
+        child = _Forked.start(lambda: _render(result, timestamp, away))
     try:
         started = time.monotonic()
-        rendered.update(_render(result, timestamp, [f for f in wanted if child is None or f not in _REPORTS]))
+        here = [f for f in wanted if child is None or f not in _AWAY]
+        for fmt in [f for f in _HERE_FIRST if f in here] + [f for f in here if f not in _HERE_FIRST]:
+            yield fmt, _render(result, timestamp, [fmt])[fmt]
         if child is not None:
             found = child.result(timeout=max(CHILD_TIMEOUT, 4 * (time.monotonic() - started)))
-            rendered.update(found if found is not None else _render(result, timestamp, reports))
+            if found is None:
+                found = _render(result, timestamp, away)
+            for fmt in away:
+                yield fmt, found[fmt]
     finally:
         if child is not None:
             child.close()
-    return {name: text for fmt in wanted for name, text in rendered[fmt].items()}
 
 
 def _render(result, timestamp: str | None, formats: list[str]) -> dict[str, dict[str, str]]:
@@ -86,11 +104,11 @@ def _render(result, timestamp: str | None, formats: list[str]) -> dict[str, dict
     return out
 
 
-def _parallel(result, reports: list[str]) -> bool:
-    """Whether to render ``reports`` in a forked process: a large plan, on Linux, from a process
+def _parallel(result, away: list[str]) -> bool:
+    """Whether to render ``away`` in a forked process: a large plan, on Linux, from a process
     with no other Python thread (a fork copies only the thread that forks)."""
     return (
-        bool(reports)
+        bool(away)
         and os.environ.get("MEDPLAN_RENDER_PARALLEL", "1") != "0"
         and sys.platform.startswith("linux")
         and hasattr(os, "fork")
@@ -185,7 +203,7 @@ def _run_child(work, read_fd: int, write_fd: int, held) -> None:
         while data:
             data = data[os.write(write_fd, data) :]
         status = 0
-    except BaseException:  # noqa: BLE001 - the parent renders the reports itself
+    except BaseException:  # noqa: BLE001 - the parent renders these formats itself
         pass
     finally:
         os._exit(status)

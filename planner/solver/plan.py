@@ -289,14 +289,17 @@ def _capacity_reasons(ctx: Context, workload: str, missing: int) -> list[Reason]
     return out
 
 
-def solve(spec, facts, policy_denials: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] | None = None) -> Plan:
-    """Place every workload's replicas; see :mod:`planner.solver.model` for the formulation."""
+def solve(
+    spec, facts, policy_denials: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] | None = None, adm: Admissibility | None = None
+) -> Plan:
+    """Place every workload's replicas; see :mod:`planner.solver.model` for the formulation.
+
+    ``adm`` may pass the admissibility already decided for these denials."""
     with gc_paused():
-        return _solve(spec, facts, policy_denials)
+        return _solve(spec, facts, adm or admissibility(spec, facts, policy_denials))
 
 
-def _solve(spec, facts, policy_denials) -> Plan:
-    adm = admissibility(spec, facts, policy_denials)
+def _solve(spec, facts, adm: Admissibility) -> Plan:
     result = optimise(spec, facts, adm)
     cost_per_gpu, imputed = pool_prices(facts)
     pools = {p.key: p for p in facts.pools}
