@@ -449,8 +449,15 @@ def schema() -> None:
 
 
 def run() -> None:  # pragma: no cover - console entry
+    from planner import process
+
     tune_gc()
-    main(prog_name="medplan")
+    process.keep_until_exit()
+    try:
+        main(prog_name="medplan")
+    except SystemExit as exc:  # how click ends every command
+        process.exit_now(exc.code)
+    process.exit_now(0)
 
 
 def tune_gc() -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from planner import __version__
 from planner.errors import InputError
+from planner.process import keep
 from planner.policy.findings import Finding, Status, at_or_above
 from planner.spec.loader import InputFile, load_spec, sources_of
 from planner.spec.models import Severity, Spec
@@ -162,6 +163,7 @@ def validate(spec: Spec, options: ValidateOptions | None = None) -> ValidationRe
             run.violations, _ = evaluate_stage(run.policies, "validate", run.document, strict=run.options.strict)
     finally:
         _close(run)
+    keep(run)
     return _finish(run, {"validate"})
 
 
@@ -255,15 +257,19 @@ def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
         if run.policies is not None:
             run.violations, _ = evaluate_stage(run.policies, "validate", run.document, strict=run.options.strict)
             pdoc, _, _ = placement_document(run.document)
+            keep(pdoc)
             class_denials, errors = evaluate_placement(run.policies, pdoc, strict=run.options.strict)
             run.violations += errors
             denials = expand_denials(class_denials, pdoc)
         result = solve(spec, run.facts, denials)
         if run.policies is not None:
-            violations, _ = evaluate_stage(run.policies, "plan", plan_document(result, run.document), strict=run.options.strict)
+            document = plan_document(result, run.document)
+            keep(document)
+            violations, _ = evaluate_stage(run.policies, "plan", document, strict=run.options.strict)
             run.violations += violations
     finally:
         _close(run)
+    keep(run)
     validation = _finish(run, {"validate", "placement", "plan"})
     return PlanResult(spec=spec, validation=validation, plan=result, facts=run.facts, denials=denials)
 

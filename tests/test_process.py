@@ -1,0 +1,65 @@
+"""The console command ends its process without freeing what it built: exit
+codes, every line of output and the plan directory are as they would be
+otherwise; library callers keep Python's usual behaviour."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from planner import process
+from tests.conftest import MINIMAL
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _medplan(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "planner.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_exit_codes_and_whole_output(tmp_path):
+    passing = _medplan("validate", "examples/academic-medical-center/")
+    assert passing.returncode == 0, passing.stderr
+    assert passing.stdout.rstrip().splitlines()[-1].startswith("PASS:")
+    spec = tmp_path / "spec.yaml"
+    # Audit logging off at a site that stores PHI: a HIPAA finding.
+    spec.write_text(MINIMAL.replace("audit_logging: true", "audit_logging: false"), encoding="utf-8")
+    failing = _medplan("validate", str(spec))
+    assert failing.returncode == 1
+    assert failing.stdout.rstrip().splitlines()[-1].startswith("FAIL:")
+    missing = _medplan("validate", str(tmp_path / "nowhere.yaml"))
+    assert missing.returncode == 2 and "nowhere.yaml:1:1:" in missing.stderr and "Traceback" not in missing.stderr
+    assert _medplan("--version").stdout.startswith("medplan ")
+
+
+def test_plan_directory_is_complete(tmp_path):
+    out = tmp_path / "plan"
+    done = _medplan("plan", "examples/academic-medical-center/", "--out", str(out))
+    assert done.returncode in (0, 1), done.stderr
+    verified = _medplan("verify", str(out))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    writer = subprocess.run(
+        [sys.executable, "-m", "planner.cli", "validate", "examples/academic-medical-center/", "--format", "json"],
+        cwd=REPO, env=env, stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=300,
+    )
+    reader.stdin.close()
+    reader.wait()
+    assert "Traceback" not in writer.stderr
+
+
+def test_library_callers_keep_nothing(monkeypatch):
+    monkeypatch.setattr(process, "_kept", None)
+    process.keep(object())
+    assert process._kept is None
+    process.keep_until_exit()
+    kept = object()
+    process.keep(kept)
+    assert process._kept == [kept]
