@@ -113,9 +113,11 @@ def derive(spec: Spec) -> Facts:
     datasets = facts.index["dataset"]
     ends = facts.ends
     route = facts.graph.route
+    resolved = [(ends[f.from_], ends[f.to]) for f in spec.flows]
+    # Routes are asked from every flow source with both ends placed: compute them in one go.
+    facts.graph.prepare(source.site for source, target in resolved if source.site and target.site)
     flows = []
-    for f in spec.flows:
-        source, target = ends[f.from_], ends[f.to]
+    for f, (source, target) in zip(spec.flows, resolved):
         zones = ()
         if f.classification in PERSONAL:
             found = facts.subjects_at.get((source.kind, source.id), set())

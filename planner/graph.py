@@ -4,6 +4,7 @@ crosses, and where each dataset's data ends up (lineage).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from heapq import heappop, heappush
@@ -42,13 +43,19 @@ class FlowEnd:
 _INF = float("inf")
 
 
+# Work (sources x (sites + link ends)) from which one scipy batch beats the
+# Python Dijkstra (~0.25 us a unit): importing csgraph alone costs ~0.35 s.
+# Measured break-even on generated specs: near 3 million.
+BATCH_MIN_WORK = 3_000_000
+_UNSET = -2  # a predecessor not yet worked out from the distances
+
+
 @dataclass(frozen=True)
 class _Tree:
-    """Lowest-latency routes from one site: distances, predecessors and the settling order."""
+    """Lowest-latency routes from one site: distances and predecessors."""
 
-    order: list[int]  # sites reached, nearest first
     distance: list[float]  # inf where not reached
-    pred: list[int]  # the site before on the route, -1 at the source and where not reached
+    pred: list[int]  # the site before on the route, -1 at the source and where not reached, _UNSET: not worked out
 
 
 def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
@@ -63,7 +70,6 @@ def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
     recorded at each push rebuilds the same paths, ties included.
     """
     n = len(adj)
-    order: list[int] = []
     done = bytearray(n)
     seen: list[float] = [_INF] * n
     pred = [-1] * n
@@ -78,7 +84,6 @@ def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
             if done[v]:
                 continue  # pushed again at a lower distance and settled then
             done[v] = 1
-            order.append(v)
             dv = seen[v]
             for u, w in adj[v]:
                 # No link lowers a settled site's distance (latencies are not
@@ -91,7 +96,59 @@ def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
                         heappush(heap, du)
                     else:
                         bucket.append(u)
-    return _Tree(order, seen, pred)
+    return _Tree(seen, pred)
+
+
+def _batch_trees(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> list[_Tree]:
+    """Trees from each of ``sources`` with distances from scipy's C Dijkstra.
+
+    Its distances are networkx's to the bit: both keep, per site, the least
+    ``distance[u] + latency`` over settled neighbours, and float addition is
+    monotone. Latencies are floats (the spec model makes them so), and a
+    sparse matrix keeps zero-latency links as links. Predecessors are left
+    for :func:`_pred_from` to work out when a route needs them.
+    """
+    import numpy as np
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import dijkstra
+
+    n = len(adj)
+    ends = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(edges) for edges in adj], out=ends[1:])
+    flat = [edge for edges in adj for edge in edges]
+    neighbours = np.array([u for u, _ in flat], dtype=np.int64)
+    latencies = np.array([w for _, w in flat], dtype=np.float64)
+    graph = csr_array((latencies, neighbours, ends), shape=(n, n))
+    trees = []
+    for source, distance in zip(sources, dijkstra(graph, directed=True, indices=sources).tolist()):
+        distance[source] = 0  # an int, as networkx reports it
+        pred = [_UNSET] * n
+        pred[source] = -1
+        trees.append(_Tree(distance, pred))
+    return trees
+
+
+def _pred_from(adj: list[tuple[tuple[int, float], ...]], distance: list[float], v: int) -> int | None:
+    """networkx's predecessor of reached site ``v`` from the distances alone, None if they cannot tell.
+
+    networkx settles sites by (distance, push counter) and keeps as
+    predecessor the first settled neighbour ``u`` whose ``distance[u] +
+    latency`` equals ``v``'s distance. Nearer sites settle first, so that is
+    the candidate with the least distance when only one has it, even at
+    ``v``'s own distance over a zero-latency link: no other site could have
+    set that distance. Candidates sharing the least distance settle in push
+    order, which only the exact run knows.
+    """
+    dv = distance[v]
+    found, least, tied = -1, _INF, False
+    for u, w in adj[v]:
+        du = distance[u]
+        if du + w == dv:
+            if du < least:
+                found, least, tied = u, du, False
+            elif du == least:
+                tied = True
+    return None if tied or found < 0 else found
 
 
 @dataclass
@@ -138,6 +195,20 @@ class SiteGraph:
             g.add_edge(a, b, latency=link.latency_ms, key=link.key)
         return g
 
+    def prepare(self, sources: Iterable[str]) -> None:
+        """Compute the routes from all of ``sources`` at once, ahead of the questions.
+
+        With enough of them, one call to scipy's C Dijkstra gives the
+        distances of all and routes are read from those (a source whose route
+        meets an equal-latency tie is recomputed exactly); otherwise each is
+        left to the Python Dijkstra when first asked. Results are the same.
+        """
+        number, _, adj, _ = self._topology
+        todo = {s: number[s] for s in sources if s in number and s not in self._trees}
+        if len(todo) * (len(adj) + sum(map(len, adj))) < BATCH_MIN_WORK:
+            return
+        self._trees.update(zip(todo, _batch_trees(adj, list(todo.values()))))
+
     def _tree(self, source: str) -> _Tree | None:
         """Routes from ``source``, computed in full the first time (None: not a site)."""
         found = self._trees.get(source)
@@ -150,12 +221,12 @@ class SiteGraph:
         return found
 
     def latencies_from(self, source: str) -> dict[str, float]:
-        """Latency in ms from ``source`` to every reachable site (0 to itself)."""
+        """Latency in ms from ``source`` to every reachable site (0 to itself); order not promised."""
         found = self._latencies.get(source)
         if found is None:
             tree = self._tree(source)
             names = self._topology[1]
-            found = {} if tree is None else {names[v]: tree.distance[v] for v in tree.order}
+            found = {} if tree is None else {names[v]: d for v, d in enumerate(tree.distance) if d != _INF}
             self._latencies[source] = found
         return found
 
@@ -170,19 +241,34 @@ class SiteGraph:
         number, distance = self._topology[0], tree.distance
         return [distance[number[s]] if s in number else _INF for s in sites]
 
+    def _path(self, source: str, at: int) -> list[int]:
+        """The sites from ``source`` to the reached site ``at``, working out predecessors not yet known."""
+        number, _, adj, _ = self._topology
+        tree = self._trees[source]
+        pred = tree.pred
+        path = [at]
+        v = at
+        while (before := pred[v]) != -1:
+            if before == _UNSET:
+                before = _pred_from(adj, tree.distance, v)
+                # A tie only networkx's push order breaks, or (never expected)
+                # a walk longer than there are sites: the exact run decides.
+                if before is None or len(path) > len(adj):
+                    self._trees[source] = _dijkstra(adj, number[source])
+                    return self._path(source, at)
+                pred[v] = before
+            path.append(before)
+            v = before
+        path.reverse()
+        return path
+
     def route(self, source: str, target: str) -> Route:
         number, names, _, keys = self._topology
         tree = self._tree(source)
         at = number.get(target)
         if tree is None or at is None or tree.distance[at] == _INF:
             return Route(source, target, False)
-        pred = tree.pred
-        path = [at]
-        v = pred[at]
-        while v >= 0:
-            path.append(v)
-            v = pred[v]
-        path.reverse()
+        path = self._path(source, at)
         sites = tuple([names[v] for v in path])
         links = tuple([keys[a][b] for a, b in zip(path, path[1:])])
         return Route(source, target, True, tree.distance[at], sites, links)

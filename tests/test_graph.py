@@ -1,6 +1,7 @@
 """The site graph and lineage give exactly what networkx gives: the same
-latencies (values, types and order), the same route between every pair of
-sites, equal-latency ties included, and the same data reach."""
+latencies (values and types), the same route between every pair of sites,
+equal-latency ties included, whether routes come from the Python Dijkstra or
+from a batch through scipy, and the same data reach."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from types import SimpleNamespace
 import networkx as nx
 import pytest
 
+import planner.graph as graph_module
+from planner.facts import derive
 from planner.generate import generate_yaml
-from planner.graph import PERSONAL, FlowEnds, SiteGraph, flow_end, lineage, spec_index
+from planner.graph import _UNSET, PERSONAL, FlowEnds, SiteGraph, flow_end, lineage, spec_index
 from planner.spec.loader import load_spec
 
 
@@ -25,9 +28,10 @@ def _nx_graph(spec) -> nx.Graph:
     return g
 
 
-def _assert_same_as_networkx(spec, extra_names=("nowhere",)) -> None:
+def _assert_same_as_networkx(spec, extra_names=("nowhere",), graph: SiteGraph | None = None) -> None:
+    """Every route and latency of ``graph`` (default: a fresh one) is networkx's."""
     g = _nx_graph(spec)
-    graph = SiteGraph(spec)
+    graph = graph or SiteGraph(spec)
     names = list(g.nodes) + list(extra_names)
     for source in names:
         if source in g:
@@ -45,8 +49,9 @@ def _assert_same_as_networkx(spec, extra_names=("nowhere",)) -> None:
             assert route.links == tuple(g.edges[a, b]["key"] for a, b in zip(paths[target], paths[target][1:]))
             assert route.latency_ms == dist[target] and type(route.latency_ms) is type(dist[target])
         latencies = graph.latencies_from(source)
-        assert list(latencies.items()) == list(dist.items())
-        assert [type(v) for v in latencies.values()] == [type(v) for v in dist.values()]
+        assert latencies == dist  # in any order
+        assert {k: type(v) for k, v in latencies.items()} == {k: type(v) for k, v in dist.items()}
+        assert graph.latency_list(source, names) == [dist.get(t, float("inf")) for t in names]
 
 
 def _link(a: str, b: str, latency: float) -> SimpleNamespace:
@@ -83,11 +88,104 @@ def test_routes_match_networkx_with_repeated_pairs_and_unlisted_sites():
     assert SiteGraph(spec).route("a", "lonely").reachable is False
 
 
-def test_routes_match_networkx_on_a_generated_spec(tmp_path):
+@pytest.fixture
+def batch_always(monkeypatch):
+    """Make every batch, however small, go through scipy; count the exact Python runs."""
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    runs: list[int] = []
+    python = graph_module._dijkstra
+    monkeypatch.setattr(graph_module, "_dijkstra", lambda adj, source: runs.append(source) or python(adj, source))
+    return runs
+
+
+def _random_spec(rng: random.Random, latencies: list[float]) -> SimpleNamespace:
+    """40-200 sites in a few components, some listed but never linked, some named only by links."""
+    n = rng.randint(40, 200)
+    sites = [f"s{i}" for i in range(n)]
+    linked = sites[: n - rng.randint(0, 5)] + [f"x{i}" for i in range(rng.randint(0, 5))]
+    rng.shuffle(linked)
+    parts = [linked[: len(linked) // 2], linked[len(linked) // 2:]] if rng.random() < 0.3 else [linked]
+    links = []
+    for part in parts:
+        for _ in range(rng.randint(len(part), 3 * len(part))):
+            a, b = rng.sample(part, 2)
+            links.append(_link(a, b, rng.choice(latencies)))
+    return _site_spec(sites, links)
+
+
+def _assert_batch_same_as_networkx(spec) -> SiteGraph:
+    graph = SiteGraph(spec)
+    named = [s.id for s in spec.sites] + [end for link in spec.links for end in link.between]
+    graph.prepare(named + ["nowhere"])
+    assert set(graph._trees) == set(named)  # all in the batch
+    _assert_same_as_networkx(spec, graph=graph)
+    return graph
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batch_routes_match_networkx_with_distinct_latencies(seed, batch_always):
+    rng = random.Random(seed)
+    _assert_batch_same_as_networkx(_random_spec(rng, [round(rng.uniform(0.1, 80.0), 3) for _ in range(5000)]))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_batch_routes_match_networkx_with_many_ties_and_zero_latencies(seed, batch_always):
+    """Equal-latency routes whose order only networkx's push order settles send their source to the Python run."""
+    rng = random.Random(seed)
+    spec = _random_spec(rng, [0.0, 0.0, 1.0, 1.0, 2.0, 3.0, 0.1, 0.2, 0.3])
+    graph = _assert_batch_same_as_networkx(spec)
+    assert 0 < len(batch_always) < len(graph._trees)
+
+
+def test_batch_falls_back_only_where_a_tie_needs_the_push_order(batch_always):
+    """From a, d is 2 away through b or through c: only networkx's push order
+    chooses, so a's routes come from the Python run once a route meets d. From
+    b, e is reached over a zero-latency link from d alone, at d's own distance:
+    no tie there."""
+    links = [_link("a", "b", 1.0), _link("a", "c", 1.0), _link("b", "d", 1.0), _link("c", "d", 1.0),
+             _link("d", "e", 0.0)]
+    spec = _site_spec(["a", "b", "c", "d", "e"], links)
+    graph = SiteGraph(spec)
+    graph.prepare(["a", "b", "c", "d", "e"])
+    assert graph.route("b", "e") == graph_module.Route("b", "e", True, 1.0, ("b", "d", "e"), ("b~d", "d~e"))
+    assert graph.route("a", "b").sites == ("a", "b") and batch_always == []
+    assert graph.route("a", "e").sites == ("a", "b", "d", "e") and batch_always == [0]
+    _assert_same_as_networkx(spec, graph=graph)
+
+
+def test_batch_keeps_trees_already_computed_and_small_batches_stay_in_python(monkeypatch):
+    spec = _site_spec(["a", "b", "c"], [_link("a", "b", 2.0), _link("b", "c", 3.0)])
+    graph = SiteGraph(spec)
+    graph.prepare(["a", "b", "c", "nowhere"])  # far too little work to import scipy for
+    assert graph._trees == {}
+    graph.route("a", "c")
+    first = graph._trees["a"]
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    graph.prepare(["a", "b", "c"])
+    assert graph._trees["a"] is first and set(graph._trees) == {"a", "b", "c"}
+    _assert_same_as_networkx(spec, graph=graph)
+
+
+def test_routes_match_networkx_on_a_generated_spec(tmp_path, batch_always):
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(40, 200, 3), encoding="utf-8")
     spec = load_spec([path])
     _assert_same_as_networkx(spec)
+    _assert_batch_same_as_networkx(spec)
+
+
+def test_derive_gives_the_same_flows_with_a_batch(tmp_path, monkeypatch):
+    path = tmp_path / "g.yaml"
+    path.write_text(generate_yaml(60, 600, 5), encoding="utf-8")
+    spec = load_spec([path])
+    python = derive(spec)
+    assert python.graph._trees and all(_UNSET not in t.pred for t in python.graph._trees.values())
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    batch = derive(spec)
+    assert any(_UNSET in t.pred for t in batch.graph._trees.values())
+    assert batch.flows == python.flows
+    assert [type(f.route.latency_ms) for f in batch.flows if f.route] == [
+        type(f.route.latency_ms) for f in python.flows if f.route]
 
 
 def test_networkx_graph_is_still_available(tmp_path):
