@@ -8,10 +8,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from heapq import heappop, heappush
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from planner.spec.models import Classification, Spec
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # Data of these classifications is personal data: lineage follows it, and a
 # flow of them carries PHI (HIPAA treats a limited data set as PHI too).
@@ -187,6 +189,8 @@ class SiteGraph:
     @cached_property
     def graph(self) -> nx.Graph:
         """The sites and links as a networkx graph (edge data: latency, key)."""
+        import networkx as nx
+
         g = nx.Graph()
         for site in self.spec.sites:
             g.add_node(site.id)
@@ -194,6 +198,28 @@ class SiteGraph:
             a, b = link.between
             g.add_edge(a, b, latency=link.latency_ms, key=link.key)
         return g
+
+    @cached_property
+    def _components(self) -> list[int]:
+        """Per site number, the number of the first site of its connected part."""
+        adj = self._topology[2]
+        part = [-1] * len(adj)
+        for start in range(len(adj)):
+            if part[start] < 0:
+                part[start] = start
+                stack = [start]
+                while stack:
+                    for u, _ in adj[stack.pop()]:
+                        if part[u] < 0:
+                            part[u] = start
+                            stack.append(u)
+        return part
+
+    def connected(self, source: str, target: str) -> bool:
+        """Whether any route joins the two sites (no shortest paths needed)."""
+        number = self._topology[0]
+        a, b = number.get(source), number.get(target)
+        return a is not None and b is not None and self._components[a] == self._components[b]
 
     def prepare(self, sources: Iterable[str]) -> None:
         """Compute the routes from all of ``sources`` at once, ahead of the questions.

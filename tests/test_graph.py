@@ -41,6 +41,7 @@ def _assert_same_as_networkx(spec, extra_names=("nowhere",), graph: SiteGraph | 
         for target in names:
             route = graph.route(source, target)
             assert (route.source, route.target) == (source, target)
+            assert graph.connected(source, target) is (target in dist)
             if target not in dist:
                 assert not route.reachable and route.latency_ms is None and route.sites == () and route.links == ()
                 continue

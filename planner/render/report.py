@@ -353,31 +353,13 @@ class _Index:
         self._routes: dict[tuple[str, str], tuple] = {}
         self._hops: dict[str, dict] = {}
         self._encrypted = {key: _value(link.encryption) != "none" for key, link in self.links.items()}
-        self._component: dict[str, int] | None = None
 
     def sites_of(self, workload: str) -> list[str]:
         return self.sites.get(workload, [])
 
     def reachable(self, source: str, target: str) -> bool:
-        """Whether a route joins the two sites (the graph's components: no shortest paths needed)."""
-        if self._component is None:
-            graph = self.result.facts.graph.graph
-            component: dict[str, int] = {}
-            for start in graph:
-                if start in component:
-                    continue
-                component[start] = len(component)
-                stack = [start]
-                while stack:
-                    node = stack.pop()
-                    for other, data in graph.adj[node].items():
-                        # Dijkstra by "latency" skips an edge whose weight is None.
-                        if other not in component and data.get("latency", 1) is not None:
-                            component[other] = component[start]
-                            stack.append(other)
-            self._component = component
-        found = self._component.get(source)
-        return found is not None and found == self._component.get(target)
+        """Whether a route joins the two sites."""
+        return self.result.facts.graph.connected(source, target)
 
     def latency(self, source: str, target: str) -> float | None:
         """Latency of the lowest-latency route (None: no route)."""
