@@ -173,6 +173,13 @@ def parse_yaml(raw: bytes, name: str) -> SourceFile:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise InputError("binary file", [Diagnostic(Location(name, line, 1), "file contains a NUL character; expected YAML text")])
+    # Block-style specs are read line by line; the line reader steps aside
+    # (returns None) for anything else and for every error.
+    from planner.spec.fastyaml import parse_block  # imported here: it imports this module
+
+    fast = parse_block(text)
+    if fast is not None:
+        return SourceFile(name, fast[0], fast[1], raw=raw)
     try:
         data, root = _Builder(text, name).document()
     except yaml.MarkedYAMLError as exc:
@@ -223,6 +230,57 @@ _TOO_LONG = "too many digits"
 _STR = "tag:yaml.org,2002:str"
 _NOT_SIMPLE = object()
 _RESOLVERS = _CoreSchemaLoader.yaml_implicit_resolvers
+
+
+def _implicit_tag(value: str) -> str:
+    """The core schema's tag for an untagged plain scalar."""
+    for tag, pattern in _RESOLVERS.get(value[:1], ()):
+        if pattern.match(value):
+            return tag
+    return _STR
+
+
+def _construct(value: str, tag: str):
+    """The value of scalar text with a known tag; ValueError if there is none."""
+    if tag == _STR:
+        return value
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        return value.lower() == "true"
+    return _typed(value, tag)
+
+
+def _plain(value: str):
+    """The value of an untagged plain scalar, as both the event builder and
+    the line reader (``fastyaml``) resolve it; ValueError if there is none."""
+    return _construct(value, _implicit_tag(value))
+
+
+def _typed(value: str, tag: str):
+    if tag == "tag:yaml.org,2002:int":
+        text = value.replace("_", "")
+        if len(text.lstrip("+-")) > 30:
+            # No count in a spec needs more digits; Python refuses to print
+            # an int of more than 4,300 digits, so bound them here.
+            raise ValueError(_TOO_LONG)
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text)
+    if tag == "tag:yaml.org,2002:float":
+        lowered = value.lower()
+        if lowered.endswith("nan"):
+            return math.nan
+        if lowered.endswith("inf"):
+            return -math.inf if lowered.startswith("-") else math.inf
+        return float(value)
+    if tag in _SCALAR_TAGS:
+        # Explicit standard tags other than these (binary, timestamp…)
+        # carry no meaning in a spec: keep the text.
+        return value
+    raise ValueError(f"unsupported YAML tag {tag!r}")
 
 
 def _copy(value):
@@ -529,19 +587,9 @@ class _Builder:
         if tag is None or tag == "!":
             if not event.implicit[0]:
                 return value
-            tag = _STR
-            for candidate, pattern in _RESOLVERS.get(value[:1], ()):
-                if pattern.match(value):
-                    tag = candidate
-                    break
-        if tag == _STR:
-            return value
-        if tag == "tag:yaml.org,2002:null":
-            return None
-        if tag == "tag:yaml.org,2002:bool":
-            return value.lower() == "true"
+            tag = _implicit_tag(value)
         try:
-            return self._typed(value, tag)
+            return _construct(value, tag)
         except ValueError as exc:
             if str(exc) == _TOO_LONG:
                 self._fail(at, f"{value[:40]!r} has more than 30 digits; no number in a spec is that large", path)
@@ -549,28 +597,3 @@ class _Builder:
                 self._fail(at, f"unsupported YAML tag {tag!r}", path)
             self._fail(at, f"{value[:40]!r} is not a valid {tag.rsplit(':', 1)[-1]}", path)
         return None
-
-    def _typed(self, value: str, tag: str):
-        if tag == "tag:yaml.org,2002:int":
-            text = value.replace("_", "")
-            if len(text.lstrip("+-")) > 30:
-                # No count in a spec needs more digits; Python refuses to print
-                # an int of more than 4,300 digits, so bound them here.
-                raise ValueError(_TOO_LONG)
-            if text.startswith("0o"):
-                return int(text[2:], 8)
-            if text.startswith("0x"):
-                return int(text[2:], 16)
-            return int(text)
-        if tag == "tag:yaml.org,2002:float":
-            lowered = value.lower()
-            if lowered.endswith("nan"):
-                return math.nan
-            if lowered.endswith("inf"):
-                return -math.inf if lowered.startswith("-") else math.inf
-            return float(value)
-        if tag in _SCALAR_TAGS:
-            # Explicit standard tags other than these (binary, timestamp…)
-            # carry no meaning in a spec: keep the text.
-            return value
-        raise ValueError(f"unsupported YAML tag {tag!r}")

@@ -1,0 +1,328 @@
+"""A line-by-line reader for the block-style YAML that specs are written in.
+
+libyaml spends most of a big spec's parse time creating a Python event and
+two marks for every node. Specs are almost always plain block style (``key:
+value``, ``- item``, one line per scalar) and most of a big spec's lines
+repeat ("    mfa: true"): reading each distinct line once, with one regular
+expression, and the structure from indentation takes a fraction of that.
+:func:`parse_block` builds exactly what ``yamlsource._Builder`` builds from
+such text (values and their types, key order, the position of every key,
+value and collection) and returns None for anything it is not sure of, so
+that the event builder reads it instead. It never reports a problem: a
+duplicate key, a tab, a limit or any other oddity makes it step aside, and
+``_Builder`` explains it as before.
+"""
+
+from __future__ import annotations
+
+import re
+
+from planner.spec.yamlsource import _COLUMNS, _RESOLVERS, MAX_DEPTH, MAX_NODES, MAX_SCALAR_CHARS, _plain, _Where
+
+# Characters that start something other than a plain scalar (or, for '-', '?'
+# and ':', may).
+_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+
+# One line: indentation, a sequence entry's "- ", a plain key (its ':' and the
+# spaces after it left out) and the value without trailing spaces or comment.
+# Every line matches; what the groups hold decides whether it is understood.
+# A key starts with neither an indicator nor '.' (no "..." document end),
+# holds no ':' or '#', and has at most nine spaces before its ':'. A value
+# that is only a comment is no value.
+_LINE = re.compile(
+    r"( *)"
+    r"(-(?: +|$))?"
+    r"(?:([^\s\-?:,\[\]{}#&*!|>'\"%@`.](?:[^:#]*[^:#\s])?) {0,9}:(?: +|$))?"
+    r"(?:#.*|(.*[^ ]))? *"
+)
+# libyaml takes a key only if its ':' is at most 1,024 characters further on.
+_KEY_CHARS = 1000
+
+# A scalar inside a flow collection, and a quoted one anywhere: single-quoted
+# ('' is a quote), double-quoted without escapes, or plain without a
+# character that ends or complicates one in a flow collection (trailing
+# spaces included, to be stripped).
+_FLOW_SCALAR = re.compile(
+    r"'((?:[^']|'')*)'|\"([^\"\\]*)\"|((?:[^\s\-?:,\[\]{}#&*!|>'\"%@`]|-[^\s,\[\]{}#:'\"])[^,\[\]{}#:'\"]*)"
+)
+_SPACES = re.compile(" *")
+
+# What libyaml reads as text, line feeds aside: printable ASCII and all from
+# U+00A0 on but the line and paragraph separators, surrogates, the byte order
+# mark, U+FFFE and U+FFFF. Not tabs, CRs, NELs or control characters.
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
+_UNUSUAL = re.compile("[^\n -~\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+
+# A block opened with this many blocks around it is MAX_DEPTH - 1 levels
+# down and its children MAX_DEPTH, as deep as _Builder goes (flow
+# collections check their own depth).
+_DEEPEST_BLOCK = MAX_DEPTH - 2
+
+_MISSING = object()
+_BLOCK = object()  # a line's value: none (null, or the block on the next lines)
+_FLOW = object()  # a line's value: a flow collection
+
+
+def _printable(text: str) -> bool:
+    """Only text and line feeds: nothing that libyaml reads differently from
+    a split on line feeds, or that ``_Builder`` refuses."""
+    if text.isascii():  # the usual case, and a faster test
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII)
+    return _UNUSUAL.search(text) is None
+
+
+def _resolved(text: str, cache: dict):
+    """The core schema's value of plain ``text``, or _MISSING if it has none
+    (too many digits, the merge key)."""
+    value = cache.get(text, _MISSING)
+    if value is _MISSING:
+        try:
+            value = _plain(text)
+        except ValueError:
+            return _MISSING
+        cache[text] = value
+    return value
+
+
+def _is_key(text: str, cache: dict) -> bool:
+    """Whether ``_Builder`` takes plain ``text`` as the same string key."""
+    return len(text) <= _KEY_CHARS and (text[0] not in _RESOLVERS or isinstance(_resolved(text, cache), str))
+
+
+def _digest(line: str, cache: dict) -> tuple | None:
+    """What one line holds, wherever it is: (indentation, length of its "- "
+    or 0, key or None, value, the value's column, the value's text). The
+    value is a scalar's, _BLOCK if there is none (the column is then just
+    after the ':' or '-'), or _FLOW for a flow collection, built afresh at
+    each use. None if the line has a key or value that is never read here."""
+    m = _LINE.fullmatch(line)  # every line matches
+    indent, dash, key, text = m.groups()
+    at = len(indent)
+    dashed = len(dash) if dash is not None else 0
+    if key is not None and not _is_key(key, cache):
+        return None
+    if text is None:
+        column = line.index(":", at) + 1 if key is not None else at + 1
+        return at, dashed, key, _BLOCK, column, None
+    if text[0] == "[" or text[0] == "{":
+        return at, dashed, key, _FLOW, m.start(4), text
+    found = _value(text, 0, 0, cache)
+    return None if found is None else (at, dashed, key, found[0], m.start(4), text)
+
+
+def parse_block(text: str) -> tuple[dict, _Where] | None:
+    """``_Builder(text, name).document()`` for block-style ``text`` whose top
+    level is a mapping; None if the text is not (certainly) of that kind."""
+    if not _printable(text):
+        return None
+    lines = text.split("\n")
+    # A line adds at most three block nodes; a flow collection adds itself
+    # and at most one item per ',' and per collection in it.
+    nodes = 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{"))
+    if nodes > MAX_NODES or max(map(len, lines)) > MAX_SCALAR_CHARS:
+        return None
+    columns = _COLUMNS
+    cache: dict = {}  # plain text -> its value
+    digests: dict = {}  # line -> _digest(line)
+    stack: list = []  # the enclosing blocks: (col, is_map, indentless, data, positions, keys)
+    # The current block: a mapping (col is its keys' column) or a sequence
+    # (its dashes'), which is indentless if at the column of its mapping's keys.
+    col = -1
+    is_map = indentless = False
+    data = positions = keys = result = root = None
+    # After `key:` or `-` with no value: the key, or -1, whose value (None
+    # until then) a more indented block on the next lines replaces.
+    pending = None
+    # The indentation of a line that is simply the current mapping's next
+    # key (-1 when there is none: after `key:`, in a sequence).
+    expect = -1
+    started = False  # a leading "---" was read
+    for number, line in enumerate(lines):
+        digest = digests.get(line)
+        if digest is None:
+            digest = digests[line] = _digest(line, cache)
+            if digest is None:
+                return None
+        at, dash, key, value, column, written = digest
+        base = number * columns
+        if key is None or dash or at != expect:
+            if not dash and key is None:
+                if written is None:
+                    continue  # a blank line or a comment
+                if written == "---" and not at and root is None and not started:
+                    started = True
+                    continue
+                return None  # a scalar on its own line: at the root, continuing one, a directive...
+            if root is None:
+                if dash:
+                    return None
+                result = data = {}
+                positions, keys = {}, {}
+                root = _Where(base + at, positions, keys)
+                col, is_map = at, True
+            elif pending is not None and (at > col or (at == col and is_map and dash)):
+                # The block that `key:` or `-` holds: a sequence may be at
+                # the column of its mapping's keys.
+                if len(stack) > _DEEPEST_BLOCK:
+                    return None
+                stack.append((col, is_map, indentless, data, positions, keys))
+                if dash:
+                    child, child_positions = [], []
+                    data[pending], positions[pending] = child, _Where(base + at, child_positions)
+                else:
+                    child, child_positions, keys = {}, {}, {}
+                    data[pending], positions[pending] = child, _Where(base + at, child_positions, keys)
+                indentless = at == col
+                data, positions, col, is_map = child, child_positions, at, not dash
+            else:
+                # Close the blocks left of this line (a key also closes a
+                # sequence at its mapping's column); then the line must be
+                # the current block's next entry, not one more indented (a
+                # scalar's continuation) or between two blocks' columns.
+                while col > at or (indentless and col == at and not dash):
+                    if not stack:
+                        return None
+                    col, is_map, indentless, data, positions, keys = stack.pop()
+                if col != at or is_map != (not dash):
+                    return None
+            pending = None
+            expect = -1
+            if dash:
+                if key is None:
+                    if value is _FLOW:
+                        found = _value(written, base + column, len(stack) + 1, cache)
+                        if found is None:
+                            return None
+                        data.append(found[0])
+                        positions.append(found[1])
+                        continue
+                    if value is _BLOCK:
+                        value = None
+                        pending = -1
+                    data.append(value)
+                    positions.append(base + column)
+                    continue
+                # A mapping that starts on the entry's line, its keys in this column.
+                if len(stack) > _DEEPEST_BLOCK:
+                    return None
+                stack.append((col, is_map, indentless, data, positions, keys))
+                col = at + dash
+                child, child_positions, keys = {}, {}, {}
+                data.append(child)
+                positions.append(_Where(base + col, child_positions, keys))
+                data, positions, is_map, indentless = child, child_positions, True, False
+            expect = col
+        # The current block is a mapping with its keys in this line's column.
+        if key in keys:
+            return None
+        keys[key] = base + col
+        if value is _BLOCK:
+            data[key] = None
+            positions[key] = base + column
+            pending = key
+            expect = -1
+        elif value is _FLOW:
+            found = _value(written, base + column, len(stack) + 1, cache)
+            if found is None:
+                return None
+            data[key], positions[key] = found
+        else:
+            data[key] = value
+            positions[key] = base + column
+    if root is None:
+        return None
+    return result, root
+
+
+def _value(text: str, at: int, depth: int, cache: dict) -> tuple[object, object] | None:
+    """The value written as ``text`` (at position ``at``, ``depth`` levels
+    down) and its position: a plain or quoted scalar, or a flow collection
+    on one line, with a comment after it or not. None for anything else."""
+    first = text[0]
+    if first == "[" or first == "{":
+        try:
+            found = _flow(text, 0, at, depth, cache)
+        except IndexError:  # the line ended inside the collection
+            return None
+        if found is None:
+            return None
+        value, where, end = found
+    elif first == "'" or first == '"':
+        m = _FLOW_SCALAR.match(text)
+        if m is None:
+            return None
+        value, where, end = m[2] if m[1] is None else m[1].replace("''", "'"), at, m.end()
+    else:
+        # Plain: '-' starts one only before a character other than a space
+        # (nor '#', to be safe), and ': ' or a final ':' would be a mapping.
+        if first in _INDICATORS and (first != "-" or text[1:2] in ("", " ", "#")):
+            return None
+        cut = text.find(" #")
+        if cut >= 0:
+            text = text[:cut].rstrip(" ")
+        if ": " in text or text[-1] == ":":
+            return None
+        value = _resolved(text, cache)
+        return None if value is _MISSING else (value, at)
+    rest = text[end:]
+    if rest and (rest[0] != " " or rest.lstrip(" ")[0] != "#"):
+        return None  # something other than a comment after the value
+    return value, where
+
+
+def _flow(text: str, start: int, at: int, depth: int, cache: dict) -> tuple[object, _Where, int] | None:
+    """The flow collection opening at ``text[start]`` (``text[0]`` being at
+    position ``at``) and closing on the same line: nested collections, plain
+    keys, quoted or plain scalars. (value, position, index after it) or
+    None. Raises IndexError if the text ends first."""
+    if depth >= MAX_DEPTH:
+        return None
+    is_map = text[start] == "{"
+    close = "}" if is_map else "]"
+    if is_map:
+        out, positions, keys = {}, {}, {}
+        where = _Where(at + start, positions, keys)
+    else:
+        out, positions = [], []
+        where = _Where(at + start, positions)
+    i = _SPACES.match(text, start + 1).end()
+    if text[i] == close:
+        return out, where, i + 1
+    while True:
+        if is_map:
+            m = _FLOW_SCALAR.match(text, i)
+            if m is None or m[3] is None:
+                return None
+            key = m[3].rstrip(" ")
+            if key in keys or not _is_key(key, cache) or not text.startswith(": ", m.end()):
+                return None
+            keys[key] = at + i
+            i = _SPACES.match(text, m.end() + 2).end()
+        if text[i] == "[" or text[i] == "{":
+            found = _flow(text, i, at, depth + 1, cache)
+            if found is None:
+                return None
+            value, position, i = found
+        else:
+            m = _FLOW_SCALAR.match(text, i)
+            if m is None:
+                return None
+            if m[3] is not None:
+                value = _resolved(m[3].rstrip(" "), cache)
+                if value is _MISSING:
+                    return None
+            else:
+                value = m[2] if m[1] is None else m[1].replace("''", "'")
+            position, i = at + i, m.end()
+        if is_map:
+            out[key] = value
+            positions[key] = position
+        else:
+            out.append(value)
+            positions.append(position)
+        i = _SPACES.match(text, i).end()
+        if text[i] == close:
+            return out, where, i + 1
+        if text[i] != ",":
+            return None
+        i = _SPACES.match(text, i + 1).end()

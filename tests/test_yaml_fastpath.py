@@ -1,0 +1,500 @@
+"""The line reader (``planner.spec.fastyaml``) against the event builder.
+
+Whatever text the line reader accepts, it must return exactly what
+``_Builder`` returns: the same values of the same types (``True`` is not
+``1``, ``1.0`` is not ``1``), keys in the same order, and the same position
+for every key, value and collection. Whatever ``_Builder`` refuses, the line
+reader must have declined, so that the refusal and its message stay those of
+``_Builder``. Checked on every YAML file in the repository, on generated
+specs, and on YAML drawn from a grammar of the block subset with mutations
+that step outside it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.errors import InputError
+from planner.generate import generate_yaml
+from planner.spec import fastyaml, yamlsource
+from planner.spec.fastyaml import parse_block
+from planner.spec.yamlsource import MAX_DEPTH, MAX_SCALAR_CHARS, _Builder, _Where, parse_yaml
+from tests.conftest import MINIMAL, REPO
+from tests.support.spec_fuzz import dump, spec_texts, valid_specs
+
+# As in test_fuzz.py: the same examples on every run.
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+# --------------------------------------------------------------------------- comparing
+
+
+def _same_data(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_data(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same_data, a, b))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+def _same_positions(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if not isinstance(a, _Where):
+        return a == b
+    if a.at != b.at or type(a.values) is not type(b.values):
+        return False
+    if isinstance(a.values, list):
+        return (
+            a.keys is None
+            and b.keys is None
+            and len(a.values) == len(b.values)
+            and all(map(_same_positions, a.values, b.values))
+        )
+    return (
+        list(a.values) == list(b.values)
+        and list(a.keys) == list(b.keys)
+        and a.keys == b.keys
+        and all(_same_positions(a.values[k], b.values[k]) for k in a.values)
+    )
+
+
+def _builder(text: str):
+    """_Builder's (data, root), or the exception it raised."""
+    try:
+        return _Builder(text, "t.yaml").document()
+    except (InputError, yaml.YAMLError, RecursionError) as exc:
+        return exc
+
+
+def check(text: str) -> bool:
+    """The line reader agrees with _Builder on ``text``; whether it accepted it."""
+    fast = parse_block(text)
+    slow = _builder(text)
+    if fast is None:
+        return False
+    assert not isinstance(slow, Exception), f"accepted what _Builder refuses ({slow}):\n{text!r}"
+    assert _same_data(fast[0], slow[0]), f"data differs:\n{text!r}\nfast {fast[0]!r}\nslow {slow[0]!r}"
+    assert _same_positions(fast[1], slow[1]), f"positions differ:\n{text!r}"
+    return True
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _yaml_files() -> list[Path]:
+    return sorted(p for top in ("examples", "tests") for p in (REPO / top).rglob("*.y*ml"))
+
+
+def test_every_yaml_file_in_the_repository():
+    accepted, declined = [], []
+    for path in _yaml_files():
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            continue
+        (accepted if check(text) else declined).append(path.relative_to(REPO).as_posix())
+    # Block-style specs and fixtures are really read by the line reader...
+    assert {
+        "examples/academic-medical-center/data.yaml",
+        "examples/academic-medical-center/sites.yaml",
+        "examples/academic-medical-center/workloads.yaml",
+        "examples/broken/duplicate-id.yaml",
+        "tests/fixtures/rules/MP-PLAT-HA-001/bad.yaml",
+    } <= set(accepted)
+    assert len(accepted) >= 70, declined
+    # ... and what it declines has a block scalar, an anchor, an error or is no spec.
+    assert "examples/academic-medical-center/spec.yaml" in declined  # description: >-
+    assert "examples/broken/duplicate-key.yaml" in declined
+
+
+@pytest.mark.parametrize("sites, workloads, seed", [(1, 1, 1), (3, 10, 2), (20, 100, 3), (60, 400, 7)])
+def test_generated_specs_are_read_by_the_line_reader(sites, workloads, seed):
+    assert check(generate_yaml(sites, workloads, seed))
+
+
+def test_parse_yaml_reads_block_style_without_the_event_builder(monkeypatch):
+    raw = generate_yaml(5, 20, 4).encode()
+    expected = yamlsource.SourceFile("g.yaml", *_Builder(raw.decode(), "g.yaml").document())
+    monkeypatch.setattr(yamlsource, "_Builder", None)  # not to be called
+    source = parse_yaml(raw, "g.yaml")
+    assert _same_data(source.data, expected.data) and _same_positions(source.root, expected.root)
+    for path in [("workloads", 3, "kind"), ("sites", 2, "pools", 0), ("links",), ("nope", 1)]:
+        assert source.locate(path) == expected.locate(path)
+        assert source.locate(path, key=True) == expected.locate(path, key=True)
+
+
+def test_parse_yaml_falls_back_to_the_event_builder():
+    text = MINIMAL + "notes: >-\n  folded\n  text\n"  # a block scalar
+    assert parse_block(text) is None
+    assert parse_yaml(text.encode(), "m.yaml").data["notes"] == "folded text"
+    # Errors are _Builder's own.
+    with pytest.raises(InputError, match="duplicate key 'zone'"):
+        parse_yaml(MINIMAL.replace("    zone: us\n", "    zone: us\n    zone: eu\n").encode(), "d.yaml")
+
+
+# --------------------------------------------------------------------------- fixed cases
+
+ACCEPTED = [
+    "a: 1\n",
+    "a:\nb: 2",  # an empty value, at the end of a line without a line break too
+    "a:   # comment\nb:\n",
+    "a:\n- \n-\n- x\n-  # c\nb: [ ]\n",
+    "a:\n  - k: 1\n    j:\n  -   z: {}\n",
+    "a:\n  -\n    k: v\n  -\n    - nested\n",
+    "a:\n- b:\n  - x\n  c: 1\n",
+    "--- \na: 1\n",
+    "# c\n---\n# c\na: 1\n",
+    "  a: 1\n  b: 2\n",
+    "a: 'x # y: z'\nb: \"q 'r'\"\nc: ''\nd: \"\"\n",
+    "a: 'it''s'\nb: ''''\nc: ['a''b', '']\n",
+    "a: \u00a0x\u3000\nb: \u202ey\n\u00e9\u200d: \ue000\n",  # not ASCII, and no spaces to YAML
+    "a: x # c\nb: x#c\nc: a:b\nd: http://x/y\ne: 50%\nf: a, b [c] {d}\n",
+    "a: [1, 'two', \"three\", four five , -1, ~, true, 0x1F, 1e3]\n",
+    "a: {b: [1, {c: d}], e: f}  # c\n",
+    "a: -x\nb: -.5\nc: +1\nd: 010\ne: 0o17\nf: .inf\ng: -.inf\nh: .nan\ni: Null\nj: yes\nk: 2026-11-01\nl: 1_000\n",
+    "name: x\nnodes: 2\nto: y\nfrom: z\nteam: t\nno: n\nyes: y\nNo: n\n",
+    "é: ü\n東京: 病院\nk: 😀 x\n",
+    "a b: c  d\n",
+    "a : 1\nb  :\n",
+    "x: ...\ny: ---\n",
+]
+
+DECLINED = [
+    "",
+    "# only a comment\n",
+    "- a\n",
+    "scalar\n",
+    "a: 1\n---\nb: 2\n",
+    "a: 1\n...\n",
+    "%YAML 1.2\n---\na: 1\n",
+    "---\n---\na: 1\n",
+    "a: 1\na: 2\n",
+    "a: {b: 1, b: 2}\n",
+    "a: &x 1\nb: *x\n",
+    "a: !!str 1\n",
+    "a: |\n  text\n",
+    "a: >-\n  text\n",
+    "a: b\n  c\n",  # a plain scalar continued on the next line
+    "a: 'b\n  c'\n",
+    "a:\n  b: 1\n c: 2\n",
+    "a:\n  - x\n  b: 1\n",
+    "a: 1\n- x\n",
+    "a: - x\n",
+    "a: b: c\n",
+    "a: b:\n",
+    "a:b\n",
+    "'a': 1\n",
+    "? a\n: 1\n",
+    "<<: {a: 1}\n",
+    "true: 1\n",
+    "1: x\n",
+    "~: x\n",
+    'a: "\\t"\n',
+    "a: [a,]\n",
+    "a: [a, b: c]\n",
+    "a: {a}\n",
+    "a: {a: }\n",
+    "a: [a\n",
+    "a: [a] b\n",
+    "a: 'b' c\n",
+    "a:\tb\n",
+    "a: 1\r\nb: 2\r\n",
+    "a: b\x85c\n",
+    "a: b\u2028c\n",
+    "a: \ufeffb\n",
+    "a: b\x1bc\n",
+    "a: " + "1" * 31 + "\n",
+    "a: 0x" + "f" * 40 + "\n",
+    "a: " + "x" * (MAX_SCALAR_CHARS + 1) + "\n",
+    "k" * 1030 + ": v\n",
+    "k" + " " * 1030 + ": v\n",
+    "a: ?x\n",
+    "a: @x\n",
+    "a: `x\n",
+    "a: {a:1}\n",  # the key 'a:1', with a null value
+    "a: {k:vw, x: y}\n",
+    "a: {'a': 1}\n",
+    'a: {"a": 1}\n',
+    "  ---\na: 1\n",
+    "a: 1\n... b: 2\n",
+    "a:\n  b\n",
+]
+
+
+@pytest.mark.parametrize("text", ACCEPTED)
+def test_accepted(text):
+    assert check(text)
+
+
+@pytest.mark.parametrize("text", DECLINED)
+def test_declined(text):
+    assert not check(text)
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1])
+def test_nesting_near_the_limit(levels):
+    blocks = "".join(" " * i + "a:\n" for i in range(levels)) + " " * levels + "b: 1\n"
+    flows = "a: " + "[" * levels + "]" * levels + "\n"
+    items = "a: " + "[x, " * levels + "x" + "]" * levels + "\n"
+    half = levels // 2
+    mixed = "".join(" " * i + "a:\n" for i in range(half)) + " " * half + "b: " + "[" * half + "]" * half
+    for text in (blocks, flows, items, mixed):
+        check(text)
+    assert check(blocks) == check(items) == (levels <= MAX_DEPTH - 1)
+
+
+def test_equal_lines_hold_their_own_collections():
+    data, _ = parse_block("a:\n- [x]\n- [x]\n- {b: []}\n- {b: []}\n")
+    assert data["a"][0] is not data["a"][1] and data["a"][2] is not data["a"][3]
+    assert data["a"][2]["b"] is not data["a"][3]["b"]
+
+
+def test_the_node_limit(monkeypatch):
+    """With a small MAX_NODES, the line reader declines before _Builder would refuse."""
+    text = "a:\n" + "".join(f"- {{b: [{i}, {i}]}}\n" for i in range(10)) + "c: [1, 2, 3]\n"
+    accepted = []
+    for limit in range(1, 120):
+        monkeypatch.setattr(yamlsource, "MAX_NODES", limit)
+        monkeypatch.setattr(fastyaml, "MAX_NODES", limit)
+        accepted.append(check(text))
+    assert accepted[-1] and not accepted[0]
+
+
+# --------------------------------------------------------------------------- the grammar
+
+KEYS = ["id", "name", "nodes", "team", "to", "from", "kind", "a b", "x-extra", "Ärzte", "東京", "k😀", "no", "yes", "Null_x"]
+ODD_KEYS = [
+    "true", "1", "null", "~", "<<", ".k", "-k", "?k", "k#x", "a:b", "'q'", '"q"', "[k]", "{k}", "*a", "&a k",
+    "!t k", "%k", "@k", "`k", "k ", "a  b",
+]  # fmt: skip
+PLAIN = [
+    "phi", "us-east-1", "H100", "ds-00643", "platform@example.org", "Radiology AI", "a  b", "C#", "x,y", "a[b]",
+    "it's", 'say "hi"', "ü", "😀 x", "50%", "-x", "2026-11-01", "a:b", "http://x/y", "...", "---", "a ]", "x!",
+]  # fmt: skip
+TYPED = [
+    "010", "0o17", "0x1F", "1e3", ".inf", "-.inf", ".nan", "-.5", "+1", "~", "Null", "NULL", "null", "yes", "no",
+    "true", "False", "TRUE", "1_000", "0.5", "-1", "12", "1.", "+.5e-3", "0o9", "0xG",
+]  # fmt: skip
+QUOTED_AND_FLOW = [
+    "'q'", '"q"', "''", '""', "' a # b: c '", '"x, [y]"', "[a, b]", "[]", "[ ]", "{}", "{ }", "{a: 1}",
+    "{a: 1, b: [x, 'y']}", "[a, [b, {c: d}]]", "[-1, +2, .5, ~, true]", "{no: yes, to: 1}", "[ 'a' ,\"b\" ]",
+    "'it''s'", "''''", "[a, 'b''c']",
+]  # fmt: skip
+ODD_VALUES = [
+    "- x", "-", "a: b", "a:", "a #b", "'it''s'", '"a\\"b"', '"a\\tb"', "[a,]", "[a, b: c]", "{a}", "{a: }", "{a:1}",
+    "[a #b]", "&a x", "*a", "!t x", "!!str x", "|", ">-", "@x", "`x", "%x", ",x", "?x", ":x", "]", "}", "[a",
+    "{a: 1", "'open", '"open', "[a] b", "'a' b", "[a, 'b]", "{a: 1, a: 2}", "[[[]]]", "[a, {b: [c, d]}, e]",
+]  # fmt: skip
+# Keys near libyaml's simple key limit, numbers near the digit limit.
+LONG_KEYS = st.sampled_from([999, 1000, 1001, 1030]).map(lambda n: "k" * n)
+LONG_VALUES = st.tuples(st.sampled_from(["1", "-9", "0x1", "0o1", "x"]), st.sampled_from([29, 30, 31])).map(
+    lambda t: t[0] + "1" * t[1]
+)
+# Characters for drawn text: letters, YAML's indicators, spaces, non-ASCII.
+ALPHABET = [*"abcxyz019-_./", *":{}[]&*!|>'\"%@`#,?~ \\", "é", "東", "😀", "\xa0", "\u200d", "\ufeff", "\t", "\x85"]
+WORDS = st.text(st.sampled_from("abcxyz019-_./@%é東😀 "), min_size=1, max_size=12).filter(
+    lambda s: s.strip() == s and s[0] not in "-.@%" and "--" not in s
+)
+SAFE_SCALARS = st.sampled_from(PLAIN + TYPED + QUOTED_AND_FLOW) | WORDS
+FLOW_WORDS = st.sampled_from(
+    ["a", "b c", "1", "-1", "0x1F", "~", "true", "x&y", "a?b", "a!b", "a*b", "a|b", "é", "'q'", '"q"', "''", "'a,b'",
+     '"[x]"', "'#'", "-", "?", ":", "a:b", "a:", "#", "a #b", "a#b", "", " ", "[", "}"]
+)  # fmt: skip
+SEPARATORS = st.sampled_from([(", ", ": "), (", ", ": "), (",", ": "), (" , ", " : "), (",", ":"), (", ", ":  ")])
+
+
+def _flow_collection(inner):
+    """``[..]`` or ``{..: ..}`` of ``inner``, spaced in one of the ways YAML allows (or not)."""
+    return st.one_of(
+        st.tuples(st.lists(inner, max_size=3), SEPARATORS).map(lambda t: "[" + t[1][0].join(t[0]) + "]"),
+        st.tuples(st.lists(st.tuples(FLOW_WORDS, inner), max_size=3), SEPARATORS).map(
+            lambda t: "{" + t[1][0].join(f"{k}{t[1][1]}{v}" for k, v in t[0]) + "}"
+        ),
+    )
+
+
+FLOWS = _flow_collection(st.recursive(FLOW_WORDS, _flow_collection, max_leaves=6))
+
+
+def _weighted(*choices):
+    """One of the (weight, strategy) choices, in proportion to the weights
+    (st.one_of draws a branch by its own measure)."""
+    strategies = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.integers(0, len(strategies) - 1).flatmap(lambda i: strategies[i])
+
+
+SCALARS = _weighted(
+    (6, SAFE_SCALARS),
+    (1, st.sampled_from(ODD_VALUES) | LONG_VALUES),
+    (1, FLOWS),
+    (1, st.integers(-(10**6), 10**6).map(str) | st.floats(allow_nan=True, allow_infinity=True).map(str)),
+    (1, st.text(st.sampled_from(ALPHABET), min_size=1, max_size=12)),
+)
+
+
+def _trees(keys, scalars, unique: bool = True):
+    """Nodes: ("s", text), "" being no value; ("m", [(key, node)]); ("q", [node])."""
+    return st.recursive(
+        st.tuples(st.just("s"), scalars | st.just("")),
+        lambda node: st.tuples(
+            st.just("m"), st.lists(st.tuples(keys, node), min_size=1, max_size=4, unique_by=(lambda e: e[0]) if unique else None)
+        )
+        | st.tuples(st.just("q"), st.lists(node, min_size=1, max_size=4)),
+        max_leaves=12,
+    )
+
+
+SAFE_KEYS = st.sampled_from(KEYS)
+ANY_KEYS = _weighted((20, st.sampled_from(KEYS)), (2, st.sampled_from(ODD_KEYS)), (1, LONG_KEYS))
+
+
+def _top(keys, scalars, unique: bool = True):
+    """A mapping of one to five keys."""
+    entries = st.tuples(keys, _trees(keys, scalars, unique))
+    return st.tuples(st.just("m"), st.lists(entries, min_size=1, max_size=5, unique_by=(lambda e: e[0]) if unique else None))
+
+
+SAFE_ROOT = _top(SAFE_KEYS, SAFE_SCALARS)
+ANY_ROOT = _weighted((6, _top(ANY_KEYS, SCALARS)), (1, _top(ANY_KEYS, SCALARS, unique=False)), (1, _trees(ANY_KEYS, SCALARS)))
+EMPTY = st.sampled_from(["", "", " ", "  # nothing"])
+# The spaces before a value and what follows it.
+AROUND = st.sampled_from([(" ", ""), (" ", ""), (" ", ""), ("  ", ""), (" ", "  "), (" ", " # c"), ("  ", "   # c")])
+STEP = st.sampled_from([1, 2, 2, 2, 3, 4])
+DASH_SPACES = st.sampled_from([1, 1, 1, 2, 3])
+
+
+def _render(draw, node, col: int, lines: list[str]) -> None:
+    """The lines of a block mapping or sequence whose keys or dashes are at ``col``."""
+    kind, body = node
+    for entry in body:
+        key, child = entry if kind == "m" else ("", entry)
+        head = " " * col + (f"{key}:" if kind == "m" else "-")
+        child_kind, child_body = child
+        if child_kind == "s":
+            if child_body == "":
+                lines.append(head + draw(EMPTY))
+            else:
+                before, after = draw(AROUND)
+                lines.append(head + before + child_body + after)
+        elif child_kind == "m" and kind == "q" and draw(st.booleans()):
+            # "- key: value", the mapping's other keys at the first key's column.
+            nested: list[str] = []
+            _render(draw, child, col + 1 + draw(DASH_SPACES), nested)
+            lines.append(head + nested[0][col + 1 :])
+            lines.extend(nested[1:])
+        else:
+            lines.append(head + draw(EMPTY))
+            indentless = kind == "m" and child_kind == "q" and draw(st.booleans())
+            _render(draw, child, col if indentless else col + draw(STEP), lines)
+
+
+MUTATIONS = st.sampled_from(
+    ["comment", "blank", "trailing", "indent", "duplicate", "delete", "insert", "continue", "documents", "long", "crlf", "tab"]
+)
+COMMENTS = st.sampled_from(["#", "# c", "#: x", "# - y", "#\t"])
+TRAILING = st.sampled_from(["  ", " #", " # x: y", "#x", " x", ": ", ":", " -", " 'q'", " [a]", "\t"])
+INSERTED = st.sampled_from(ALPHABET + ["---", "...", ": ", " #", "- ", "\r", "\u2028", "\x1b", "\x7f"])
+DOCUMENTS = st.sampled_from([["---"], ["--- # c"], ["..."], ["---", "x: 1"], ["%YAML 1.2", "---"], ["--- |", " x"]])
+LONG = st.sampled_from([1000, MAX_SCALAR_CHARS - 3, MAX_SCALAR_CHARS - 2])
+
+
+def _mutate(draw, lines: list[str]) -> list[str]:
+    """Edits that step outside the subset (or look as if they did)."""
+    lines = list(lines)
+    for _ in range(draw(st.integers(1, 3))):
+        n = draw(st.integers(0, max(len(lines) - 1, 0)))
+        line = lines[n] if lines else ""
+        indent = len(line) - len(line.lstrip(" "))
+        kind = draw(MUTATIONS)
+        if kind == "comment":
+            lines.insert(n, " " * draw(st.integers(0, 6)) + draw(COMMENTS))
+        elif kind == "blank":
+            lines.insert(n, " " * draw(st.integers(0, 6)))
+        elif kind == "trailing":
+            lines[n : n + 1] = [line + draw(TRAILING)]
+        elif kind == "indent":
+            shift = draw(st.sampled_from([-2, -1, 1, 2]))
+            lines[n : n + 1] = [line[min(-shift, indent) :] if shift < 0 else " " * shift + line]
+        elif kind == "duplicate":
+            lines.insert(n, line)
+        elif kind == "delete" and lines:
+            del lines[n]
+        elif kind == "insert":
+            at = draw(st.integers(0, len(line)))
+            lines[n : n + 1] = [line[:at] + draw(INSERTED) + line[at:]]
+        elif kind == "continue":  # a more (or as much) indented line after this one
+            lines.insert(n + 1, " " * (indent + draw(st.integers(0, 4))) + draw(SCALARS))
+        elif kind == "documents":
+            where = draw(st.sampled_from([0, len(lines)]))
+            lines[where:where] = draw(DOCUMENTS)
+        elif kind == "long":
+            lines.insert(n, " " * indent + "k: " + "x" * draw(LONG))
+        elif kind == "crlf":
+            lines = [x + "\r" for x in lines]
+        elif kind == "tab":
+            lines[n : n + 1] = [line.replace(" ", "\t", 1)]
+    return lines
+
+
+@st.composite
+def documents(draw, safe: bool = False) -> str:
+    """YAML text from the grammar: only the block subset if ``safe``; else
+    also odd keys and values, duplicate keys, tops other than a mapping, and
+    half the time mutations."""
+    root = draw(SAFE_ROOT if safe else ANY_ROOT)
+    if root[0] == "s":
+        lines = [root[1]]
+    else:
+        lines = []
+        _render(draw, root, 0 if safe else draw(st.sampled_from([0, 0, 0, 1, 2])), lines)
+    if not safe and draw(st.booleans()):
+        lines = _mutate(draw, lines)
+    elif draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 3))):  # comments and blank lines anywhere
+            lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(["", "# c", "   # c", "    "])))
+    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n\n"]))
+
+
+@settings(FUZZ, max_examples=200)
+@given(documents(safe=True))
+def test_the_block_subset_is_read_exactly(text):
+    assert check(text), f"declined:\n{text}"
+
+
+@settings(FUZZ, max_examples=800)
+@given(documents())
+def test_anything_else_is_read_exactly_or_declined(text):
+    check(text)
+
+
+@settings(FUZZ, max_examples=60)
+@given(valid_specs(), st.sampled_from([40, 80, 10_000]))
+def test_dumped_specs(spec, width):
+    check(dump(spec, width=width))
+
+
+@settings(FUZZ, max_examples=60)
+@given(spec_texts())
+def test_mangled_spec_texts(data):
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return
+    if "\x00" not in text:
+        check(text)
