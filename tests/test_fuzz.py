@@ -19,21 +19,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 from planner.errors import InputError
 from planner.spec.loader import load_spec
 from planner.spec.yamlsource import MAX_FILE_BYTES, parse_yaml
 from tests.conftest import MINIMAL
-from tests.support.spec_fuzz import LOCATED, dump, judge, plausible_specs, raw_bytes, run_cli, spec_texts, valid_specs
+from tests.support.spec_fuzz import FUZZ, LOCATED, dump, judge, plausible_specs, raw_bytes, run_cli, spec_texts, valid_specs
 
-FUZZ = settings(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
 TIME_LIMIT = 2.0
 
 

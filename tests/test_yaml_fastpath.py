@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.errors import InputError
@@ -26,16 +26,8 @@ from planner.spec import fastyaml, yamlsource
 from planner.spec.fastyaml import parse_block
 from planner.spec.yamlsource import MAX_DEPTH, MAX_SCALAR_CHARS, _Builder, _Where, parse_yaml
 from tests.conftest import MINIMAL, REPO
-from tests.support.spec_fuzz import dump, spec_texts, valid_specs
+from tests.support.spec_fuzz import FUZZ, dump, spec_texts, valid_specs
 
-# As in test_fuzz.py: the same examples on every run.
-FUZZ = settings(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
 
 # --------------------------------------------------------------------------- comparing
 

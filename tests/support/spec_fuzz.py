@@ -31,7 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+# Hypothesis settings of the fuzz tests: derandomized and with no example
+# database, so every run (CI's included) tries the same examples.
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 # --------------------------------------------------------------------------- vocabulary
 
