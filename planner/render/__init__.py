@@ -1,8 +1,8 @@
 """Renderers: pure functions from a validation or plan result to files.
 
-A large plan's reports (Markdown and HTML, both printed from one view of the
-whole plan), its OSCAL assessment and plan.json are rendered in a forked copy
-of this process while this one renders the Helm charts and Terraform, whose
+A large plan's two reports (Markdown and HTML, both printed from one view of
+the whole plan) are rendered in a forked copy of this process while this one
+renders the other formats, the Helm charts and Terraform first: their
 thousands of files can be written as they come (see :func:`iter_plan_files`).
 The two halves take about as long, so with two cores the files of thousands
 of sites are ready in little more than half the time. The files are the same
@@ -25,7 +25,7 @@ from collections.abc import Iterator
 # Every format, in the order its files are listed.
 FORMATS = ("json", "sarif", "md", "html", "oscal", "helm", "terraform")
 # Rendered in the forked copy; the rest are rendered here.
-_AWAY = frozenset({"md", "html", "oscal", "json"})
+_AWAY = frozenset({"md", "html"})
 # Rendered here before the others: the formats with the most files.
 _HERE_FIRST = ("helm", "terraform")
 # From this many workloads, rendering takes long enough to be worth a second process.
