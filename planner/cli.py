@@ -461,12 +461,19 @@ def run() -> None:  # pragma: no cover - console entry
 
 
 def tune_gc() -> None:
-    """Collect garbage less often. A large spec is a million long-lived
-    objects; at Python's default threshold (700 allocations) the collector
-    walks them again and again, a third of the load time."""
+    """Turn the cyclic garbage collector off for this short-lived process.
+
+    A large spec is millions of long-lived objects, and every one of them
+    is walked at least once by the collector's young generation: about 0.3 s
+    of a 10,000-workload validate, more of a plan. Reference counting frees
+    nearly everything a command drops; the cycles left are few, and the
+    process ends when the command does (peak memory of a 10,000-workload
+    plan: the same with the collector off). The copy that renders reports
+    always ran without it.
+    """
     import gc
 
-    gc.set_threshold(100_000, 50, 100)
+    gc.disable()
 
 
 if __name__ == "__main__":  # pragma: no cover
