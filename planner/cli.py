@@ -149,11 +149,9 @@ def _plan_options(f):
 
 
 def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict):
-    from planner.pipeline import ValidateOptions, plan
-    from planner.spec.loader import load_spec
+    from planner.pipeline import ValidateOptions, run_plan
 
-    spec = load_spec(list(paths))
-    return plan(spec, ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict))
+    return run_plan(list(paths), ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict))
 
 
 @main.command("plan")

@@ -114,8 +114,13 @@ def derive(spec: Spec) -> Facts:
     ends = facts.ends
     route = facts.graph.route
     resolved = [(ends[f.from_], ends[f.to]) for f in spec.flows]
-    # Routes are asked from every flow source with both ends placed: compute them in one go.
+    # Routes are asked from every flow source with both ends placed: compute
+    # them in one go (perhaps in a worker), and lineage meanwhile.
     facts.graph.prepare(source.site for source, target in resolved if source.site and target.site)
+    try:
+        facts.subjects_at  # noqa: B018 - computed now, while the routes are
+    finally:
+        facts.graph.collect()
     flows = []
     for f, (source, target) in zip(spec.flows, resolved):
         zones = ()

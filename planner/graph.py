@@ -4,12 +4,18 @@ crosses, and where each dataset's data ends up (lineage).
 
 from __future__ import annotations
 
+import os
+import pickle
+import select
+import time
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
+from planner.process import Forked, can_fork
 from planner.spec.models import Classification, Spec
 
 if TYPE_CHECKING:
@@ -49,6 +55,8 @@ _INF = float("inf")
 # Python Dijkstra (~0.25 us a unit): importing csgraph alone costs ~0.35 s.
 # Measured break-even on generated specs: near 3 million.
 BATCH_MIN_WORK = 3_000_000
+# How long the worker may take over a batch before it is computed here.
+ROUTES_TIMEOUT = 60.0
 _UNSET = -2  # a predecessor not yet worked out from the distances
 
 
@@ -102,13 +110,18 @@ def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
 
 
 def _batch_trees(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> list[_Tree]:
-    """Trees from each of ``sources`` with distances from scipy's C Dijkstra.
+    """Trees from each of ``sources`` with distances from scipy's C Dijkstra (see :func:`_batch_distances`)."""
+    return _trees_from(_batch_distances(adj, sources), sources, len(adj))
+
+
+def _batch_distances(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> bytes:
+    """The distances from each of ``sources`` to every site by scipy's C
+    Dijkstra: one row of float64 per source, as bytes (inf: not reached).
 
     Its distances are networkx's to the bit: both keep, per site, the least
     ``distance[u] + latency`` over settled neighbours, and float addition is
     monotone. Latencies are floats (the spec model makes them so), and a
-    sparse matrix keeps zero-latency links as links. Predecessors are left
-    for :func:`_pred_from` to work out when a route needs them.
+    sparse matrix keeps zero-latency links as links.
     """
     import numpy as np
     from scipy.sparse import csr_array
@@ -121,13 +134,100 @@ def _batch_trees(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -
     neighbours = np.array([u for u, _ in flat], dtype=np.int64)
     latencies = np.array([w for _, w in flat], dtype=np.float64)
     graph = csr_array((latencies, neighbours, ends), shape=(n, n))
+    return np.ascontiguousarray(dijkstra(graph, directed=True, indices=sources), dtype=np.float64).tobytes()
+
+
+def _trees_from(distances: bytes, sources: list[int], n: int) -> list[_Tree]:
+    """Trees from rows of distances (:func:`_batch_distances`), read
+    without numpy; predecessors are left for :func:`_pred_from` to work out
+    when a route needs them."""
+    rows = array("d")
+    rows.frombytes(distances)
     trees = []
-    for source, distance in zip(sources, dijkstra(graph, directed=True, indices=sources).tolist()):
+    for k, source in enumerate(sources):
+        distance = rows[k * n : (k + 1) * n].tolist()
         distance[source] = 0  # an int, as networkx reports it
         pred = [_UNSET] * n
         pred[source] = -1
         trees.append(_Tree(distance, pred))
     return trees
+
+
+# A forked copy of this process that imports scipy ahead of time and then
+# computes the next large batch: (the copy, the end of the pipe its batch goes down).
+_worker: tuple[Forked, int] | None = None
+
+
+def start_route_worker() -> None:
+    """Start a forked copy that imports scipy now and computes the next large batch of routes.
+
+    For a command about to read a large spec: the import (about 0.4 s with
+    numpy) happens on the other core while this process reads the spec, and
+    the Dijkstra runs while it works out lineage. Nothing happens where this
+    process may not fork (``MEDPLAN_PARALLEL=0``, other threads, not Linux).
+    """
+    global _worker
+    if _worker is not None or not can_fork():
+        return
+    read_fd, write_fd = os.pipe()
+    child = Forked.start(lambda: _serve(read_fd, write_fd))
+    os.close(read_fd)
+    if child is None:
+        os.close(write_fd)
+        return
+    _worker = (child, write_fd)
+
+
+def _serve(read_fd: int, write_fd: int) -> bytes:
+    """In the forked copy: import scipy, wait for one batch (adjacency, sources), compute it."""
+    os.close(write_fd)  # or no end of file would come if the parent never sends a batch
+    import scipy.sparse.csgraph  # noqa: F401 - the point of starting early
+
+    with os.fdopen(read_fd, "rb") as batches:
+        adj, sources = pickle.load(batches)  # EOFError, ending the copy, when none comes
+    return _batch_distances(adj, sources)
+
+
+def _send_batch(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> Forked | None:
+    """Hand a batch to the started worker, if any; the worker, or None if there is none or it is gone."""
+    global _worker
+    if _worker is None:
+        return None
+    (child, write_fd), _worker = _worker, None
+    try:
+        _write_within(write_fd, pickle.dumps((adj, sources), protocol=pickle.HIGHEST_PROTOCOL), ROUTES_TIMEOUT)
+    except OSError:  # the copy ended early, or is stuck (TimeoutError)
+        child.close()
+        return None
+    finally:
+        os.close(write_fd)
+    return child
+
+
+def _write_within(fd: int, data: bytes, timeout: float) -> None:
+    """Write all of ``data`` to pipe ``fd`` as its reader takes it; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(fd, False)
+    ready = select.poll()
+    ready.register(fd, select.POLLOUT)
+    view = memoryview(data)
+    while view:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not ready.poll(remaining * 1000):
+            raise TimeoutError("the route worker takes no batch")
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            continue
+
+
+def stop_route_worker() -> None:
+    """Stop a started worker that no batch came for."""
+    global _worker
+    if _worker is not None:
+        (child, write_fd), _worker = _worker, None
+        os.close(write_fd)
+        child.close()
 
 
 def _pred_from(adj: list[tuple[tuple[int, float], ...]], distance: list[float], v: int) -> int | None:
@@ -160,6 +260,7 @@ class SiteGraph:
     spec: Spec
     _trees: dict[str, _Tree] = field(default_factory=dict, repr=False)
     _latencies: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    _pending: tuple | None = field(default=None, repr=False)  # a batch the worker computes: (worker, names, numbers)
 
     @cached_property
     def _topology(self) -> tuple[dict[str, int], list[str], list[tuple[tuple[int, float], ...]], list[dict[int, str]]]:
@@ -228,15 +329,42 @@ class SiteGraph:
         distances of all and routes are read from those (a source whose route
         meets an equal-latency tie is recomputed exactly); otherwise each is
         left to the Python Dijkstra when first asked. Results are the same.
+        A worker started by :func:`start_route_worker` computes the batch
+        while this process goes on until the first question (:meth:`collect`).
         """
+        self.collect()
         number, _, adj, _ = self._topology
         todo = {s: number[s] for s in sources if s in number and s not in self._trees}
         if len(todo) * (len(adj) + sum(map(len, adj))) < BATCH_MIN_WORK:
+            stop_route_worker()
             return
-        self._trees.update(zip(todo, _batch_trees(adj, list(todo.values()))))
+        at = list(todo.values())
+        child = _send_batch(adj, at)
+        if child is None:
+            self._trees.update(zip(todo, _batch_trees(adj, at)))
+        else:
+            self._pending = (child, list(todo), at)
+
+    def collect(self) -> None:
+        """Take the routes the worker computed (see :meth:`prepare`), or compute them here if it failed."""
+        if self._pending is None:
+            return
+        (child, names, at), self._pending = self._pending, None
+        adj = self._topology[2]
+        try:
+            distances = child.result(timeout=ROUTES_TIMEOUT)
+        finally:
+            child.close()
+        trees = _batch_trees(adj, at) if distances is None else _trees_from(distances, at, len(adj))
+        self._trees.update(zip(names, trees))
+
+    def __del__(self) -> None:
+        if self._pending is not None:  # dropped before a route was asked: stop the worker
+            self._pending[0].close()
 
     def _tree(self, source: str) -> _Tree | None:
         """Routes from ``source``, computed in full the first time (None: not a site)."""
+        self.collect()
         found = self._trees.get(source)
         if found is None:
             number, _, adj, _ = self._topology

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from planner import __version__
@@ -314,9 +315,42 @@ def replan(doc: dict, origin: str, options: ValidateOptions | None = None) -> Pl
     return result
 
 
+# From this many bytes of spec files, a site graph large enough for a batch
+# of routes is likely: a worker starts importing scipy while they are read.
+ROUTE_WORKER_FROM_BYTES = 4_000_000
+
+
+@contextmanager
+def _route_worker(paths: list[str]):
+    """Start the route worker (:func:`planner.graph.start_route_worker`) for large spec files; stop it if unused."""
+    from planner.graph import start_route_worker, stop_route_worker
+
+    if _spec_bytes(paths) >= ROUTE_WORKER_FROM_BYTES:
+        start_route_worker()
+    try:
+        yield
+    finally:
+        stop_route_worker()
+
+
+def _spec_bytes(paths: list[str]) -> int:
+    """The size of the spec files ``paths`` name (0 if they cannot be listed: loading says why)."""
+    from planner.spec.loader import expand_paths
+
+    try:
+        return sum(path.stat().st_size for path, _ in expand_paths(list(paths)) if path.is_file())
+    except (InputError, OSError):
+        return 0
+
+
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
-    spec = load_spec(paths)
-    return validate(spec, options)
+    with _route_worker(paths):
+        return validate(load_spec(paths), options)
 
 
-__all__ = ["replan", "PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_validate", "validate"]
+def run_plan(paths: list[str], options: ValidateOptions) -> PlanResult:
+    with _route_worker(paths):
+        return plan(load_spec(paths), options)
+
+
+__all__ = ["replan", "PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_plan", "run_validate", "validate"]

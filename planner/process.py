@@ -1,4 +1,5 @@
-"""What a short-lived ``medplan`` process may skip: freeing what it built.
+"""What a short-lived ``medplan`` process may skip (freeing what it built)
+and what it may hand to a second core (work in a forked copy of itself).
 
 A large spec is millions of Python objects. Freeing them one by one when a
 run's intermediate results go out of scope, and again at exit, takes longer
@@ -11,8 +12,14 @@ Python's usual behaviour.
 
 from __future__ import annotations
 
+import gc
 import os
+import pickle
+import select
+import signal
 import sys
+import threading
+import time
 from typing import NoReturn
 
 _kept: list | None = None
@@ -46,3 +53,109 @@ def exit_now(code: object) -> NoReturn:
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
             pass
     os._exit(status & 0xFF)
+
+
+def can_fork(switch: str | None = None) -> bool:
+    """Whether work may go to a forked copy of this process: on Linux, from a
+    process with no other Python thread (a fork copies only the thread that
+    forks), unless ``MEDPLAN_PARALLEL=0`` or the environment variable
+    ``switch`` is "0"."""
+    return (
+        os.environ.get("MEDPLAN_PARALLEL", "1") != "0"
+        and (switch is None or os.environ.get(switch, "1") != "0")
+        and sys.platform.startswith("linux")
+        and hasattr(os, "fork")
+        and threading.active_count() == 1
+    )
+
+
+class Forked:
+    """``work()`` run in a forked copy of this process; its result comes back pickled through a pipe.
+
+    The copy shares the parent's memory until either writes to it: the
+    cyclic collector is frozen in the parent and off in the copy, so that
+    neither walks (and copies) every object of the plan. The copy ends with
+    ``os._exit`` whatever happens, and never runs the parent's code past the
+    fork; SIGINT is held back until it is inside that guard.
+    """
+
+    def __init__(self, pid: int, read_fd: int):
+        self.pid: int | None = pid
+        self.read_fd: int | None = read_fd
+
+    @classmethod
+    def start(cls, work) -> Forked | None:
+        """Fork and run ``work`` in the copy; None when no process can be made."""
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:
+            return None
+        gc.freeze()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        pid = -1
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _run_child(work, read_fd, write_fd, held)  # does not return
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            gc.unfreeze()
+            return None
+        finally:
+            if pid != 0:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        os.close(write_fd)
+        return cls(pid, read_fd)
+
+    def result(self, timeout: float):
+        """What ``work()`` returned, or None if the copy failed or took longer than ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        waiting = select.poll()
+        waiting.register(self.read_fd, select.POLLIN)
+        chunks = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not waiting.poll(remaining * 1000):
+                return None
+            chunk = os.read(self.read_fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if status != 0:
+            return None
+        try:
+            return pickle.loads(b"".join(chunks))
+        except Exception:
+            return None
+
+    def close(self) -> None:
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        if self.read_fd is not None:
+            os.close(self.read_fd)
+            self.read_fd = None
+        gc.unfreeze()
+
+
+def _run_child(work, read_fd: int, write_fd: int, held) -> None:
+    status = 1
+    try:
+        os.close(read_fd)
+        gc.disable()
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        data = memoryview(pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL))
+        while data:
+            data = data[os.write(write_fd, data) :]
+        status = 0
+    except BaseException:  # noqa: BLE001 - the parent does the work itself
+        pass
+    finally:
+        os._exit(status)

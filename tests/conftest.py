@@ -32,6 +32,20 @@ workloads:
 """
 
 
+def child_pids() -> set[int]:
+    """Processes whose parent is this one (none may be left behind: no zombie, no stray forked copy)."""
+    out = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                        out.add(int(pid))
+            except OSError:
+                pass
+    return out
+
+
 def builtin_policies():
     """The builtin bundles, loaded as `medplan validate` loads them."""
     from planner.errors import Location

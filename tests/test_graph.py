@@ -5,7 +5,11 @@ from a batch through scipy, and the same data reach."""
 
 from __future__ import annotations
 
+import os
 import random
+import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import networkx as nx
@@ -16,6 +20,7 @@ from planner.facts import derive
 from planner.generate import generate_yaml
 from planner.graph import _UNSET, PERSONAL, FlowEnds, SiteGraph, flow_end, lineage, spec_index
 from planner.spec.loader import load_spec
+from tests.conftest import child_pids
 
 
 def _nx_graph(spec) -> nx.Graph:
@@ -187,6 +192,118 @@ def test_derive_gives_the_same_flows_with_a_batch(tmp_path, monkeypatch):
     assert batch.flows == python.flows
     assert [type(f.route.latency_ms) for f in batch.flows if f.route] == [
         type(f.route.latency_ms) for f in python.flows if f.route]
+
+
+@pytest.fixture
+def may_fork():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the route worker is a forked process, on Linux only")
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: no fork")
+    yield
+    graph_module.stop_route_worker()
+    assert not child_pids()
+
+
+def _distinct_spec(seed: int) -> SimpleNamespace:
+    rng = random.Random(seed)
+    return _random_spec(rng, [round(rng.uniform(0.1, 80.0), 3) for _ in range(500)])
+
+
+def test_the_route_worker_computes_a_batch(may_fork, monkeypatch):
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    spec = _distinct_spec(7)
+    graph_module.start_route_worker()
+    assert graph_module._worker is not None and len(child_pids()) == 1
+    graph = SiteGraph(spec)
+    graph.prepare([s.id for s in spec.sites])
+    assert graph_module._worker is None and graph._pending is not None
+    _assert_same_as_networkx(spec, graph=graph)  # the first route takes the worker's distances
+    assert graph._pending is None and not child_pids()
+
+
+def test_a_route_worker_without_a_batch_is_stopped(may_fork):
+    spec = _site_spec(["a", "b", "c"], [_link("a", "b", 2.0), _link("b", "c", 3.0)])
+    graph_module.start_route_worker()
+    graph = SiteGraph(spec)
+    graph.prepare(["a", "b", "c"])  # far too little work for a batch
+    assert graph_module._worker is None and graph._pending is None and not child_pids()
+    graph_module.start_route_worker()
+    graph_module.stop_route_worker()
+    assert not child_pids()
+
+
+def test_a_failing_route_worker_changes_nothing(may_fork, monkeypatch):
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    parent = os.getpid()
+    real = graph_module._batch_distances
+
+    def broken(*args):
+        if os.getpid() != parent:
+            raise RuntimeError("the worker fails")
+        return real(*args)
+
+    monkeypatch.setattr(graph_module, "_batch_distances", broken)
+    spec = _distinct_spec(8)
+    graph_module.start_route_worker()
+    graph = SiteGraph(spec)
+    graph.prepare([s.id for s in spec.sites])
+    _assert_same_as_networkx(spec, graph=graph)  # computed here instead
+    graph_module.start_route_worker()
+    graph = SiteGraph(spec)
+    graph.prepare([s.id for s in spec.sites])
+    del graph  # dropped before any route: the worker is stopped
+    assert not child_pids()
+
+
+def test_a_stuck_route_worker_is_stopped(may_fork, monkeypatch):
+    """A worker that never answers, taking its batch or not: routes are computed here after ROUTES_TIMEOUT."""
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    monkeypatch.setattr(graph_module, "ROUTES_TIMEOUT", 0.5)
+    monkeypatch.setattr(graph_module, "_serve", lambda read_fd, write_fd: time.sleep(600))
+    sites = [f"s{i}" for i in range(120)]
+    small = [_link(f"s{i}", f"s{i + 1}", 1.5 + i % 7) for i in range(119)]
+    big = small + [_link(f"s{i % 120}", f"x{i}", 2.0) for i in range(8000)]  # a batch larger than a pipe holds
+    for links in (small, big):
+        spec = _site_spec(sites, links)
+        graph_module.start_route_worker()
+        graph = SiteGraph(spec)
+        started = time.monotonic()
+        graph.prepare(sites)
+        route = graph.route("s0", "s119")
+        assert time.monotonic() - started < 30 and not child_pids()
+        dist, paths = nx.single_source_dijkstra(_nx_graph(spec), "s0", weight="latency")
+        assert route.sites == tuple(paths["s119"]) and route.latency_ms == dist["s119"]
+
+
+def test_validate_with_the_route_worker_finds_the_same(may_fork, monkeypatch, tmp_path):
+    from planner import pipeline
+
+    path = tmp_path / "g.yaml"
+    path.write_text(generate_yaml(60, 600, 5), encoding="utf-8")
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    with_worker = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
+    assert forks
+    monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
+    alone = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
+    assert len(forks) == 1
+    assert [(f.rule, f.subject, f.message) for f in with_worker.findings] == [(f.rule, f.subject, f.message) for f in alone.findings]
+
+
+def test_a_spec_that_does_not_load_stops_the_route_worker(may_fork, monkeypatch, tmp_path):
+    from planner import pipeline
+    from planner.errors import InputError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("sites: [\n", encoding="utf-8")
+    monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
+    with pytest.raises(InputError):
+        pipeline.run_validate([str(path)], pipeline.ValidateOptions())
+    assert graph_module._worker is None and not child_pids()
 
 
 def test_networkx_graph_is_still_available(tmp_path):

@@ -14,6 +14,7 @@ import planner.render as render
 from planner import load_spec
 from planner.pipeline import plan
 from planner.render import render_plan_files
+from tests.conftest import child_pids
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,20 +37,6 @@ def sequential(result):
         del os.environ["MEDPLAN_RENDER_PARALLEL"]
 
 
-def _children() -> set[int]:
-    """Processes whose parent is this one (none left behind: no zombie, no stray copy)."""
-    out = set()
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                        out.add(int(pid))
-            except OSError:
-                pass
-    return out
-
-
 def test_forked_reports_are_the_same_files(result, sequential, monkeypatch):
     if threading.active_count() > 1:
         pytest.skip("another thread runs in this test process: no fork")
@@ -63,7 +50,7 @@ def test_forked_reports_are_the_same_files(result, sequential, monkeypatch):
     assert render_plan_files(result, timestamp="2026-01-02T03:04:05Z", formats={"md", "json"}) == {
         k: v for k, v in sequential.items() if k in ("plan.json", "report.md")
     }
-    assert not _children()
+    assert not child_pids()
 
 
 def test_a_failing_copy_leaves_the_reports_to_this_process(result, sequential, monkeypatch):
@@ -78,7 +65,7 @@ def test_a_failing_copy_leaves_the_reports_to_this_process(result, sequential, m
 
     monkeypatch.setattr(render, "_render", broken)
     assert render_plan_files(result, timestamp="2026-01-02T03:04:05Z") == sequential
-    assert not _children()
+    assert not child_pids()
 
 
 def test_a_stuck_copy_is_stopped(result, sequential, monkeypatch):
@@ -96,7 +83,7 @@ def test_a_stuck_copy_is_stopped(result, sequential, monkeypatch):
     started = time.monotonic()
     assert render_plan_files(result, timestamp="2026-01-02T03:04:05Z") == sequential
     assert time.monotonic() - started < 60
-    assert not _children()
+    assert not child_pids()
 
 
 def test_small_plans_and_threads_stay_in_one_process(result, monkeypatch):

@@ -7,20 +7,15 @@ thousands of files can be written as they come (see :func:`iter_plan_files`).
 The two halves take about as long, so with two cores the files of thousands
 of sites are ready in little more than half the time. The files are the same
 either way; if the copy cannot be made, fails or hangs, its formats are
-rendered here. ``MEDPLAN_RENDER_PARALLEL=0`` turns this off.
+rendered here. ``MEDPLAN_RENDER_PARALLEL=0`` (or ``MEDPLAN_PARALLEL=0``) turns this off.
 """
 
 from __future__ import annotations
 
-import gc
-import os
-import pickle
-import select
-import signal
-import sys
-import threading
 import time
 from collections.abc import Iterator
+
+from planner.process import Forked, can_fork
 
 # Every format, in the order its files are listed.
 FORMATS = ("json", "sarif", "md", "html", "oscal", "helm", "terraform")
@@ -52,7 +47,7 @@ def iter_plan_files(result, *, timestamp: str | None = None, formats: set[str] |
     if away != wanted and _parallel(result, away):
         from planner.render import report  # noqa: F401 - imported once, before the fork, for both processes
 
-        child = _Forked.start(lambda: _render(result, timestamp, away))
+        child = Forked.start(lambda: _render(result, timestamp, away))
     try:
         started = time.monotonic()
         here = [f for f in wanted if child is None or f not in _AWAY]
@@ -105,105 +100,5 @@ def _render(result, timestamp: str | None, formats: list[str]) -> dict[str, dict
 
 
 def _parallel(result, away: list[str]) -> bool:
-    """Whether to render ``away`` in a forked process: a large plan, on Linux, from a process
-    with no other Python thread (a fork copies only the thread that forks)."""
-    return (
-        bool(away)
-        and os.environ.get("MEDPLAN_RENDER_PARALLEL", "1") != "0"
-        and sys.platform.startswith("linux")
-        and hasattr(os, "fork")
-        and threading.active_count() == 1
-        and len(result.spec.workloads) >= PARALLEL_FROM_WORKLOADS
-    )
-
-
-class _Forked:
-    """``work()`` run in a forked copy of this process; its result comes back pickled through a pipe.
-
-    The copy shares the parent's memory until either writes to it: the
-    cyclic collector is frozen in the parent and off in the copy, so that
-    neither walks (and copies) every object of the plan. The copy ends with
-    ``os._exit`` whatever happens, and never runs the parent's code past the
-    fork; SIGINT is held back until it is inside that guard.
-    """
-
-    def __init__(self, pid: int, read_fd: int):
-        self.pid: int | None = pid
-        self.read_fd: int | None = read_fd
-
-    @classmethod
-    def start(cls, work) -> _Forked | None:
-        """Fork and run ``work`` in the copy; None when no process can be made."""
-        try:
-            read_fd, write_fd = os.pipe()
-        except OSError:
-            return None
-        gc.freeze()
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        pid = -1
-        try:
-            pid = os.fork()
-            if pid == 0:
-                _run_child(work, read_fd, write_fd, held)  # does not return
-        except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
-            gc.unfreeze()
-            return None
-        finally:
-            if pid != 0:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        os.close(write_fd)
-        return cls(pid, read_fd)
-
-    def result(self, timeout: float):
-        """What ``work()`` returned, or None if the copy failed or took longer than ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        waiting = select.poll()
-        waiting.register(self.read_fd, select.POLLIN)
-        chunks = []
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not waiting.poll(remaining * 1000):
-                return None
-            chunk = os.read(self.read_fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
-        if status != 0:
-            return None
-        try:
-            return pickle.loads(b"".join(chunks))
-        except Exception:
-            return None
-
-    def close(self) -> None:
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
-            self.pid = None
-        if self.read_fd is not None:
-            os.close(self.read_fd)
-            self.read_fd = None
-        gc.unfreeze()
-
-
-def _run_child(work, read_fd: int, write_fd: int, held) -> None:
-    status = 1
-    try:
-        os.close(read_fd)
-        gc.disable()
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        data = memoryview(pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL))
-        while data:
-            data = data[os.write(write_fd, data) :]
-        status = 0
-    except BaseException:  # noqa: BLE001 - the parent renders these formats itself
-        pass
-    finally:
-        os._exit(status)
+    """Whether to render ``away`` in a forked process: a large plan, and a process that may fork."""
+    return bool(away) and len(result.spec.workloads) >= PARALLEL_FROM_WORKLOADS and can_fork("MEDPLAN_RENDER_PARALLEL")
