@@ -4,10 +4,6 @@ crosses, and where each dataset's data ends up (lineage).
 
 from __future__ import annotations
 
-import os
-import pickle
-import select
-import time
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,7 +11,7 @@ from functools import cached_property
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
-from planner.process import Forked, can_fork
+from planner.process import Forked, Worker
 from planner.spec.models import Classification, Spec
 
 if TYPE_CHECKING:
@@ -154,8 +150,8 @@ def _trees_from(distances: bytes, sources: list[int], n: int) -> list[_Tree]:
 
 
 # A forked copy of this process that imports scipy ahead of time and then
-# computes the next large batch: (the copy, the end of the pipe its batch goes down).
-_worker: tuple[Forked, int] | None = None
+# computes the next large batch (see start_route_worker).
+_worker: Worker | None = None
 
 
 def start_route_worker() -> None:
@@ -167,67 +163,27 @@ def start_route_worker() -> None:
     process may not fork (``MEDPLAN_PARALLEL=0``, other threads, not Linux).
     """
     global _worker
-    if _worker is not None or not can_fork():
-        return
-    read_fd, write_fd = os.pipe()
-    child = Forked.start(lambda: _serve(read_fd, write_fd))
-    os.close(read_fd)
-    if child is None:
-        os.close(write_fd)
-        return
-    _worker = (child, write_fd)
+    if _worker is None:
+        _worker = Worker.start(_import_scipy, lambda batch: _batch_distances(*batch))
 
 
-def _serve(read_fd: int, write_fd: int) -> bytes:
-    """In the forked copy: import scipy, wait for one batch (adjacency, sources), compute it."""
-    os.close(write_fd)  # or no end of file would come if the parent never sends a batch
+def _import_scipy() -> None:
     import scipy.sparse.csgraph  # noqa: F401 - the point of starting early
-
-    with os.fdopen(read_fd, "rb") as batches:
-        adj, sources = pickle.load(batches)  # EOFError, ending the copy, when none comes
-    return _batch_distances(adj, sources)
 
 
 def _send_batch(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> Forked | None:
-    """Hand a batch to the started worker, if any; the worker, or None if there is none or it is gone."""
+    """Hand a batch to the started worker, if any: the copy computing it, or None."""
     global _worker
-    if _worker is None:
-        return None
-    (child, write_fd), _worker = _worker, None
-    try:
-        _write_within(write_fd, pickle.dumps((adj, sources), protocol=pickle.HIGHEST_PROTOCOL), ROUTES_TIMEOUT)
-    except OSError:  # the copy ended early, or is stuck (TimeoutError)
-        child.close()
-        return None
-    finally:
-        os.close(write_fd)
-    return child
-
-
-def _write_within(fd: int, data: bytes, timeout: float) -> None:
-    """Write all of ``data`` to pipe ``fd`` as its reader takes it; TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    os.set_blocking(fd, False)
-    ready = select.poll()
-    ready.register(fd, select.POLLOUT)
-    view = memoryview(data)
-    while view:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not ready.poll(remaining * 1000):
-            raise TimeoutError("the route worker takes no batch")
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            continue
+    worker, _worker = _worker, None
+    return worker.send((adj, sources), ROUTES_TIMEOUT) if worker is not None else None
 
 
 def stop_route_worker() -> None:
     """Stop a started worker that no batch came for."""
     global _worker
-    if _worker is not None:
-        (child, write_fd), _worker = _worker, None
-        os.close(write_fd)
-        child.close()
+    worker, _worker = _worker, None
+    if worker is not None:
+        worker.stop()
 
 
 def _pred_from(adj: list[tuple[tuple[int, float], ...]], distance: list[float], v: int) -> int | None:
@@ -364,7 +320,8 @@ class SiteGraph:
 
     def _tree(self, source: str) -> _Tree | None:
         """Routes from ``source``, computed in full the first time (None: not a site)."""
-        self.collect()
+        if self._pending is not None:
+            self.collect()
         found = self._trees.get(source)
         if found is None:
             number, _, adj, _ = self._topology

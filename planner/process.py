@@ -159,3 +159,72 @@ def _run_child(work, read_fd: int, write_fd: int, held) -> None:
         pass
     finally:
         os._exit(status)
+
+
+class Worker:
+    """A forked copy that gets ready now (``ready()``: imports, say) and then
+    does one job sent to it later (``work(job)``), for a result collected as
+    from :class:`Forked`. Without a job it ends when it is stopped or when
+    this process ends (its end of the job pipe closes)."""
+
+    def __init__(self, forked: Forked, write_fd: int):
+        self.forked = forked
+        self.write_fd: int | None = write_fd
+
+    @classmethod
+    def start(cls, ready, work) -> Worker | None:
+        """The worker, or None where this process may not fork (:func:`can_fork`) or the fork failed."""
+        if not can_fork():
+            return None
+        read_fd, write_fd = os.pipe()
+        forked = Forked.start(lambda: _serve(ready, work, read_fd, write_fd))
+        os.close(read_fd)
+        if forked is None:
+            os.close(write_fd)
+            return None
+        return cls(forked, write_fd)
+
+    def send(self, job, timeout: float) -> Forked | None:
+        """Send the one job: the copy to collect its result from, or None (the copy
+        stopped) if it ended or took no job within ``timeout`` seconds."""
+        write_fd, self.write_fd = self.write_fd, None
+        try:
+            _write_within(write_fd, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL), timeout)
+        except OSError:  # TimeoutError included
+            self.forked.close()
+            return None
+        finally:
+            os.close(write_fd)
+        return self.forked
+
+    def stop(self) -> None:
+        if self.write_fd is not None:
+            os.close(self.write_fd)
+            self.write_fd = None
+        self.forked.close()
+
+
+def _serve(ready, work, read_fd: int, write_fd: int):
+    """In a worker: get ready, wait for the job, do it."""
+    os.close(write_fd)  # or no end of file would come if no job is ever sent
+    ready()
+    with os.fdopen(read_fd, "rb") as jobs:
+        job = pickle.load(jobs)  # EOFError, ending the copy, when none comes
+    return work(job)
+
+
+def _write_within(fd: int, data: bytes, timeout: float) -> None:
+    """Write all of ``data`` to pipe ``fd`` as its reader takes it; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(fd, False)
+    ready = select.poll()
+    ready.register(fd, select.POLLOUT)
+    view = memoryview(data)
+    while view:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not ready.poll(remaining * 1000):
+            raise TimeoutError("the worker takes no job")
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            continue
