@@ -46,6 +46,15 @@ def child_pids() -> set[int]:
     return out
 
 
+@pytest.fixture
+def forks(monkeypatch) -> list[int]:
+    """Counts the forks this test makes: one entry per os.fork() call."""
+    made: list[int] = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: made.append(1) or real_fork())
+    return made
+
+
 def builtin_policies():
     """The builtin bundles, loaded as `medplan validate` loads them."""
     from planner.errors import Location

@@ -276,16 +276,13 @@ def test_a_stuck_route_worker_is_stopped(may_fork, monkeypatch):
         assert route.sites == tuple(paths["s119"]) and route.latency_ms == dist["s119"]
 
 
-def test_validate_with_the_route_worker_finds_the_same(may_fork, monkeypatch, tmp_path):
+def test_validate_with_the_route_worker_finds_the_same(may_fork, monkeypatch, tmp_path, forks):
     from planner import pipeline
 
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(60, 600, 5), encoding="utf-8")
     monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
     monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
-    forks = []
-    real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
     with_worker = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
     assert forks
     monkeypatch.setenv("MEDPLAN_PARALLEL", "0")

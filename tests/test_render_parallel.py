@@ -37,13 +37,10 @@ def sequential(result):
         del os.environ["MEDPLAN_RENDER_PARALLEL"]
 
 
-def test_forked_reports_are_the_same_files(result, sequential, monkeypatch):
+def test_forked_reports_are_the_same_files(result, sequential, monkeypatch, forks):
     if threading.active_count() > 1:
         pytest.skip("another thread runs in this test process: no fork")
     monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
-    forks = []
-    real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
     files = render_plan_files(result, timestamp="2026-01-02T03:04:05Z")
     assert forks, "the reports were not rendered in a second process"
     assert list(files) == list(sequential) and files == sequential
@@ -86,10 +83,7 @@ def test_a_stuck_copy_is_stopped(result, sequential, monkeypatch):
     assert not child_pids()
 
 
-def test_small_plans_and_threads_stay_in_one_process(result, monkeypatch):
-    forks = []
-    real_fork = os.fork
-    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+def test_small_plans_and_threads_stay_in_one_process(result, monkeypatch, forks):
     render_plan_files(result)  # far fewer workloads than PARALLEL_FROM_WORKLOADS
     monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
     monkeypatch.setenv("MEDPLAN_RENDER_PARALLEL", "0")
