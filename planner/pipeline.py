@@ -249,21 +249,30 @@ def plan_document(plan, document: dict) -> dict:
 def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
     """Validate, decide admissibility, solve, and check the finished plan."""
     from planner.policy.document import placement_document
-    from planner.policy.evaluate import evaluate_placement, evaluate_stage
+    from planner.policy.evaluate import evaluate_placement, evaluate_stage, start_stage
     from planner.solver import expand_denials, solve
 
     run = _start(spec, options)
     denials: dict = {}
+    errors: list = []
     try:
         if run.policies is not None:
-            run.violations, _ = evaluate_stage(run.policies, "validate", run.document, strict=run.options.strict)
+            # The validate-stage findings are not needed until the end: a
+            # large document's rules run on another core meanwhile (at once
+            # with --strict, whose first failing rule ends the run).
+            strict = run.options.strict
+            validated = start_stage(run.policies, "validate", run.document, strict=strict, background=not strict)
+            if strict:
+                run.violations, _ = validated()
             pdoc, _, _ = placement_document(run.document)
             keep(pdoc)
             class_denials, errors = evaluate_placement(run.policies, pdoc, strict=run.options.strict)
-            run.violations += errors
             denials = expand_denials(class_denials, pdoc)
         result = solve(spec, run.facts, denials)
         if run.policies is not None:
+            if not strict:
+                run.violations, _ = validated()
+            run.violations += errors
             document = plan_document(result, run.document)
             keep(document)
             violations, _ = evaluate_stage(run.policies, "plan", document, strict=run.options.strict)

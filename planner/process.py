@@ -1,5 +1,7 @@
 """What a short-lived ``medplan`` process may skip (freeing what it built)
-and what it may hand to a second core (work in a forked copy of itself).
+and what it may hand to a second core: one piece of work in a forked copy of
+itself (:class:`Forked`, :class:`Worker`), or a copy that keeps state and
+answers requests about it (:class:`Server`).
 
 A large spec is millions of Python objects. Freeing them one by one when a
 run's intermediate results go out of scope, and again at exit, takes longer
@@ -17,6 +19,7 @@ import os
 import pickle
 import select
 import signal
+import struct
 import sys
 import threading
 import time
@@ -202,6 +205,136 @@ class Worker:
             os.close(self.write_fd)
             self.write_fd = None
         self.forked.close()
+
+
+class ServerLost(Exception):
+    """The forked copy behind a :class:`Server` ended or failed: its state is gone."""
+
+
+class Server:
+    """A forked copy that keeps state of its own and answers requests about
+    it: ``state = setup()`` runs in the copy, then ``answer(state, request)``
+    for each request, in order. Requests and answers go pickled through
+    pipes, each after its length.
+
+    At most one request is outstanding: :meth:`ask` first takes in the answer
+    to the one before, so neither process can block writing to a full pipe
+    while the other does too. The copy ends when stopped, when this process
+    ends (its end of the request pipe closes), or when ``setup`` or
+    ``answer`` raises; what the copy held is then lost, and asking for an
+    answer raises :class:`ServerLost`.
+    """
+
+    def __init__(self, forked: Forked, requests: int, answers: int):
+        self.forked = forked
+        self.requests: int | None = requests
+        self.answers: int | None = answers
+        self._asked = 0  # tickets handed out
+        self._read = 0  # answers taken in
+        self._kept: dict[int, object] = {}
+
+    @classmethod
+    def start(cls, setup, answer) -> Server | None:
+        """The server, or None where this process may not fork (:func:`can_fork`) or the fork failed."""
+        if not can_fork():
+            return None
+        pipes = [*os.pipe(), *os.pipe()]  # request read, request write, answer read, answer write
+        forked = Forked.start(lambda: _answer_requests(setup, answer, *pipes))
+        os.close(pipes[0])
+        os.close(pipes[3])
+        if forked is None:
+            os.close(pipes[1])
+            os.close(pipes[2])
+            return None
+        return cls(forked, pipes[1], pipes[2])
+
+    def ask(self, request) -> int:
+        """Send ``request``; the ticket to collect its answer with."""
+        while self._read < self._asked:
+            self._take()
+        if self.requests is None:
+            raise ServerLost("the server was stopped")
+        try:
+            _send_frame(self.requests, request)
+        except OSError as exc:  # the copy has ended
+            self.stop()
+            raise ServerLost(str(exc)) from exc
+        self._asked += 1
+        return self._asked - 1
+
+    def answer(self, ticket: int):
+        """The answer to the request of ``ticket`` (each is collected once)."""
+        while self._read <= ticket:
+            self._take()
+        return self._kept.pop(ticket)
+
+    def _take(self) -> None:
+        """Take in the next answer, kept under its ticket."""
+        ticket = self._read
+        self._read += 1
+        try:
+            if self.answers is None:
+                raise ServerLost("the server was stopped")
+            ok, value = _read_frame(self.answers)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            self.stop()
+            raise ServerLost(str(exc) or type(exc).__name__) from exc
+        if not ok:
+            self.stop()
+            raise ServerLost(value)
+        self._kept[ticket] = value
+
+    def stop(self) -> None:
+        for name in ("requests", "answers"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+        self.forked.close()
+
+
+def _answer_requests(setup, answer, request_read: int, request_write: int, answer_read: int, answer_write: int) -> None:
+    """In a server's copy: set up, then answer each request until the requests end."""
+    os.close(request_write)  # or no end of file would come
+    os.close(answer_read)
+    state = setup()
+    while True:
+        try:
+            request = _read_frame(request_read)
+        except EOFError:
+            return
+        try:
+            reply = (True, answer(state, request))
+        except Exception as exc:  # noqa: BLE001 - said to the parent, which then does without the server
+            _send_frame(answer_write, (False, f"{type(exc).__name__}: {exc}"))
+            raise
+        _send_frame(answer_write, reply)
+
+
+_LENGTH = struct.Struct("<Q")
+
+
+def _send_frame(fd: int, value) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_LENGTH.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _read_frame(fd: int):
+    (size,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size))
+    return pickle.loads(_read_exactly(fd, size))
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the other process ended")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _serve(ready, work, read_fd: int, write_fd: int):

@@ -5,9 +5,17 @@ fresh engine given the whole document."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
 import pytest
 
-from planner.policy.engine import RegorusEngine
+from planner.policy.engine import RegorusEngine, input_json
+from tests.conftest import child_pids
 
 POLICY = """
 package t
@@ -31,6 +39,8 @@ deny contains msg if {
 }
 
 undefined_here if input.nothing == 1
+
+fails := x if x := input.medplan.stage + 1
 """
 
 QUERIES = ["data.t.keys", "data.t.stage", "data.t.placed", "data.t.sites_named", "data.t.every_key_seen", "data.t.deny", "data.t.undefined_here", "data.t.not_a_rule"]
@@ -85,3 +95,102 @@ def test_going_back_to_an_earlier_document_and_to_an_unrelated_one(documents):
         fresh = _engine()
         fresh.set_input(document)
         assert _answers(engine) == _answers(fresh)
+
+
+@pytest.fixture
+def background(monkeypatch):
+    """Every background read goes to a forked copy; none is left behind."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        pytest.skip("inputs are read in the background by a forked copy, on Linux, from a process with one thread")
+    monkeypatch.setattr(RegorusEngine, "BACKGROUND_FROM_ENTRIES", 0)
+    yield
+    assert not child_pids()
+
+
+def _submitted(engine: RegorusEngine) -> dict:
+    return {q: (value if ok else type(value).__name__) for q, (ok, value) in zip(QUERIES + ["data.t.fails"], engine.submit(QUERIES + ["data.t.fails"])())}
+
+
+def _fresh_answers(document: dict) -> dict:
+    fresh = _engine()
+    fresh.set_input(document)
+    return _submitted(fresh)
+
+
+def test_a_document_read_in_the_background_answers_as_here(documents, background, forks):
+    validate, plan = documents
+    engine = _engine()
+    engine.set_input(validate, background=True)
+    pending = engine.submit(QUERIES)
+    assert len(forks) == 1 and len(child_pids()) == 1
+    engine.set_input({"medplan": {"stage": "placement"}, "sites": {}})  # another document, read here meanwhile
+    assert _submitted(engine) == _fresh_answers({"medplan": {"stage": "placement"}, "sites": {}})
+    assert [value for _, value in pending()] == [_answers(_fresh_engine(validate))[q] for q in QUERIES]
+    engine.set_input(plan)  # repeats the validate document: evaluated in the copy, with an overlay
+    assert _submitted(engine) == _fresh_answers(plan)
+    assert engine.evaluate("data.t.stage") == "plan" and len(forks) == 1
+    engine.close()
+
+
+def test_a_copy_that_ends_loses_no_answer(documents, background, forks):
+    validate, plan = documents
+    again = plan | {"medplan": {"stage": "again"}}
+
+    def killed(engine: RegorusEngine) -> RegorusEngine:
+        [server] = engine._servers
+        os.kill(server.forked.pid, signal.SIGKILL)
+        return engine
+
+    # Before the answers are taken in, before an overlay is made there, and before it is evaluated there.
+    for steps in ([validate, killed], [validate, killed, plan], [validate, plan, killed], [validate, plan, killed, again]):
+        engine = _engine()
+        for step in steps:
+            if callable(step):
+                step(engine)
+            else:
+                engine.set_input(step, background=True)
+        assert _submitted(engine) == _fresh_answers(steps[-1] if isinstance(steps[-1], dict) else steps[-2])
+        assert not engine._servers and not child_pids()
+    assert len(forks) == 4
+
+
+def test_without_forking_the_document_is_read_here(documents, background, forks, monkeypatch):
+    validate, _ = documents
+    monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
+    engine = _engine()
+    engine.set_input(validate, background=True)
+    assert _submitted(engine) == _fresh_answers(validate) and not forks
+
+
+def test_small_documents_are_read_here(documents, forks):
+    engine = _engine()
+    engine.set_input(documents[0], background=True)
+    assert _submitted(engine) == _fresh_answers(documents[0]) and not forks
+
+
+def _fresh_engine(document: dict) -> RegorusEngine:
+    fresh = _engine()
+    fresh.set_input(document)
+    return fresh
+
+
+def test_input_json_writes_what_orjson_refuses():
+    document = {"sites": {1: {"big": 2**70}}, "name": "é", "x": [1.5, None, True]}
+    assert json.loads(input_json(document)) == json.loads(json.dumps(document))
+    assert json.loads(input_json({"a": [0.1, 1e300, "z"]})) == {"a": [0.1, 1e300, "z"]}
+
+
+def test_plan_finds_the_same_with_the_validate_stage_in_the_background(background, forks, monkeypatch, tmp_path):
+    from planner import pipeline
+    from planner.generate import generate_yaml
+
+    path = tmp_path / "g.yaml"
+    path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
+    away = pipeline.run_plan([str(path)], pipeline.ValidateOptions())
+    assert len(forks) == 1  # the validate stage's copy; the plan stage is evaluated there too
+    strict = pipeline.ValidateOptions(strict=True)
+    assert pipeline.run_plan([str(path)], strict).findings == away.findings and len(forks) == 1  # --strict: here
+    monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
+    here = pipeline.run_plan([str(path)], pipeline.ValidateOptions())
+    assert away.findings == here.findings and any(f.rule.startswith("MP-PLAT-") for f in here.findings)
+    assert away.plan.placements == here.plan.placements and len(forks) == 1

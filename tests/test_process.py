@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from planner import process
-from tests.conftest import MINIMAL
+from tests.conftest import MINIMAL, child_pids
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,3 +65,47 @@ def test_library_callers_keep_nothing(monkeypatch):
     kept = object()
     process.keep(kept)
     assert process._kept == [kept]
+
+
+@pytest.fixture
+def may_fork():
+    if not process.can_fork():
+        pytest.skip("a server is a forked copy, on Linux, from a process with one thread")
+    yield
+    assert not child_pids()
+
+
+def _count(state: list, request):
+    if request == "fail":
+        raise ValueError("asked to fail")
+    state.append(request)
+    return (os.getpid(), list(state))
+
+
+def test_a_server_keeps_its_state_and_answers_in_order(may_fork):
+    server = process.Server.start(list, _count)
+    first, second = server.ask("a"), server.ask("b" * 200_000)  # the second is asked before the first answer is taken
+    big = server.ask("c")
+    pid, seen = server.answer(big)
+    assert pid != os.getpid() and [len(x) for x in seen] == [1, 200_000, 1]
+    assert server.answer(first)[1] == ["a"] and len(server.answer(second)[1]) == 2
+    server.stop()
+    with pytest.raises(process.ServerLost):
+        server.ask("d")
+
+
+def test_a_failing_server_is_lost_and_gone(may_fork):
+    server = process.Server.start(list, _count)
+    server.answer(server.ask("a"))
+    with pytest.raises(process.ServerLost, match="asked to fail"):
+        server.answer(server.ask("fail"))
+    assert not child_pids()
+    broken = process.Server.start(lambda: 1 / 0, _count)
+    with pytest.raises(process.ServerLost):
+        broken.answer(broken.ask("a"))
+    assert not child_pids()
+
+
+def test_no_server_without_forking(monkeypatch):
+    monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
+    assert process.Server.start(list, _count) is None

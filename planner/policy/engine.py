@@ -9,12 +9,19 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
+
+import orjson
 
 from planner.errors import Diagnostic, EngineError, Location, PolicyError
 
 _REGORUS_WHERE = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
 _REGORUS_ERROR = re.compile(r"^error:\s*(?P<msg>.*)$", re.M)
+
+
+# One answer per query, in order: (True, value) or (False, the exception evaluating it raised).
+Outcomes = list[tuple[bool, object]]
 
 
 class RuleFailure(Exception):
@@ -28,11 +35,16 @@ class RegoEngine(Protocol):
     def load(self, modules: dict[str, str]) -> None:
         """Compile modules (file name -> text); PolicyError on a bad module."""
 
-    def set_input(self, document: dict) -> None:
-        """The input document for the evaluations that follow."""
+    def set_input(self, document: dict, *, background: bool = False) -> None:
+        """The input document for the evaluations that follow (``background``:
+        their answers may be computed elsewhere while the caller goes on)."""
 
     def evaluate(self, query: str) -> object:
         """The JSON value of ``data.pkg.rule`` (None when undefined); RuleFailure on error."""
+
+    def submit(self, queries: list[str]) -> Callable[[], Outcomes]:
+        """Evaluate ``queries``: a function that returns their outcomes once
+        ready; EngineError is raised, by either, when the engine cannot answer."""
 
 
 def regorus_message(text: str) -> tuple[Location | None, str]:
@@ -50,14 +62,107 @@ def input_json(document: dict) -> str:
     """The JSON text an engine reads an input document from.
 
     Compact and unsorted: key order means nothing to Rego, and on specs with
-    tens of thousands of flows the text runs to tens of megabytes.
+    tens of thousands of flows the text runs to tens of megabytes, which
+    orjson writes four times as fast as the standard library. What orjson
+    refuses (keys that are not strings, integers beyond 64 bits) is written
+    by the standard library.
     """
-    return json.dumps(document, separators=(",", ":"), check_circular=False)
+    try:
+        return orjson.dumps(document).decode()
+    except TypeError:  # orjson.JSONEncodeError included
+        return json.dumps(document, separators=(",", ":"), check_circular=False)
 
 
 _MISSING = object()
 _UNDEFINED = "<undefined>"  # eval_rule_as_json's answer for a rule without a value
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+class _Input:
+    """A compiled copy of the policies with an input read into it, plus the
+    ``with`` clause that puts a data overlay in place of some input keys."""
+
+    def __init__(self, engine, with_: str = "") -> None:
+        self.engine = engine
+        self.with_ = with_
+
+    def overlay(self, text: str, with_: str) -> _Input:
+        """A copy whose data also holds ``text`` (an overlay), evaluated with ``with_``."""
+        engine = self.engine.clone()
+        engine.add_data_json(text)
+        return _Input(engine, with_)
+
+    def evaluate(self, queries: list[str], policies) -> Outcomes:
+        out: Outcomes = []
+        for query in queries:
+            try:
+                out.append((True, self._value(query, policies)))
+            except Exception as exc:  # noqa: BLE001 - a rule's own failure is its answer
+                out.append((False, exc))
+        return out
+
+    def _value(self, query: str, policies) -> object:
+        try:
+            if not self.with_:
+                return orjson.loads(self.engine.eval_rule_as_json(query))
+            answer = orjson.loads(self.engine.eval_query_as_json(f"value := {query}{self.with_}"))
+        except RuntimeError as exc:
+            where, message = regorus_message(str(exc))
+            if message == "not a valid rule path":
+                return None
+            raise RuleFailure(f"{message} (at {where})" if where else message) from exc
+        results = answer.get("result") or []
+        return results[0]["bindings"]["value"] if results else _no_value(policies, query)
+
+
+def _no_value(policies, query: str) -> object:
+    """What ``eval_rule_as_json`` answers for a rule without a value, so that
+    evaluating over an overlay answers the same: None for a path that is not a
+    rule, the string ``<undefined>`` for an undefined rule. ``policies`` is
+    the engine with the policies alone."""
+    try:
+        policies.eval_rule_as_json(query)  # the policies alone: is it a rule?
+    except RuntimeError as exc:
+        if regorus_message(str(exc))[1] == "not a valid rule path":
+            return None
+    return _UNDEFINED
+
+
+class _RemoteInput:
+    """An input read by a forked copy of this process (a :class:`~planner.process.Server`),
+    which keeps each overlay it is asked for under a number."""
+
+    def __init__(self, server, number: int = 0) -> None:
+        self.server = server
+        self.number = number
+
+    def overlay(self, text: str, with_: str) -> _RemoteInput:
+        return _RemoteInput(self.server, self.server.answer(self.server.ask(("overlay", self.number, text, with_))))
+
+    def submit(self, queries: list[str]):
+        ticket = self.server.ask(("evaluate", self.number, queries))
+        return lambda: self.server.answer(ticket)
+
+
+def _read_input(policies, document: dict) -> _Input:
+    engine = policies.clone()
+    engine.set_input_json(input_json(document))
+    return _Input(engine)
+
+
+class _InputServer:
+    """The forked copy's side of :class:`_RemoteInput`: its inputs by number."""
+
+    def __init__(self, policies, document: dict) -> None:
+        self.policies = policies
+        self.inputs = [_read_input(policies, document)]
+
+    def answer(self, request: tuple):
+        if request[0] == "evaluate":
+            _, number, queries = request
+            return self.inputs[number].evaluate(queries, self.policies)
+        _, number, text, with_ = request
+        self.inputs.append(self.inputs[number].overlay(text, with_))
+        return len(self.inputs) - 1
 
 
 class RegorusEngine:
@@ -72,12 +177,22 @@ class RegorusEngine:
     ``with input.KEY as`` that data. A repeated key is recognised by being the
     very same object, so documents given to ``set_input`` must not be changed
     afterwards (the pipeline builds every stage's document anew).
+
+    A large document whose answers may come later (``set_input(document,
+    background=True)``, then :meth:`submit`) is read and evaluated by a
+    forked copy of this process on another core, while this one goes on; the
+    copy keeps it, so a later document that repeats it is evaluated there
+    too. If the copy cannot be made or fails, the work is done here, with
+    the same answers.
     """
 
     name = "regorus"
     # Where replaced keys of an input are kept in the data document.
     OVERLAY = "__medplan_input_overlay"
     KEEP = 2  # full inputs kept for reuse
+    # From this many entries in the document's top-level collections, a
+    # background read goes to a forked copy.
+    BACKGROUND_FROM_ENTRIES = 5_000
 
     def __init__(self) -> None:
         import regorus
@@ -85,9 +200,10 @@ class RegorusEngine:
         self._regorus = regorus
         self._engine = regorus.Engine()  # the policies, without input
         self._packages: set[str] = set()
-        self._inputs: list[tuple[dict, object]] = []  # (document, engine that read it), newest first
-        self._current = self._engine
-        self._with = ""
+        self._inputs: list[tuple[dict, _Input | _RemoteInput]] = []  # (document, its input), newest first
+        self._current: _Input | _RemoteInput = _Input(self._engine)
+        self._document: dict | None = None  # the current input's document
+        self._servers: list = []
         try:
             from importlib.metadata import version
 
@@ -106,8 +222,9 @@ class RegorusEngine:
         if errors:
             raise PolicyError("policy does not compile", errors)
         self._packages = set(self._engine.get_packages())
+        self.close()
         self._inputs.clear()
-        self._current, self._with = self._engine, ""
+        self._current, self._document = _Input(self._engine), None
 
     def _replaced(self, document: dict, base: dict) -> list[str] | None:
         """Top-level keys of ``document`` that are not ``base``'s very objects,
@@ -121,51 +238,100 @@ class RegorusEngine:
             return None
         return replaced
 
-    def set_input(self, document: dict) -> None:
-        for base, engine in self._inputs:
+    def set_input(self, document: dict, *, background: bool = False) -> None:
+        from planner.process import ServerLost
+
+        self._document = document
+        try:
+            self._current = self._input_for(document, background)
+        except ServerLost:
+            self._without_servers()
+            self._current = self._input_for(document, False)
+
+    def _input_for(self, document: dict, background: bool) -> _Input | _RemoteInput:
+        for base, held in self._inputs:
             replaced = self._replaced(document, base)
             if replaced is None:
                 continue
             if not replaced:
-                self._current, self._with = engine, ""
-                return
-            overlay = engine.clone()
-            overlay.add_data_json(input_json({self.OVERLAY: {key: document[key] for key in replaced}}))
-            self._current = overlay
-            self._with = "".join(f" with input.{key} as data.{self.OVERLAY}.{key}" for key in replaced)
-            return
-        engine = self._engine.clone()
-        engine.set_input_json(input_json(document))
-        self._inputs.insert(0, (document, engine))
-        del self._inputs[self.KEEP:]
-        self._current, self._with = engine, ""
+                return held
+            text = input_json({self.OVERLAY: {key: document[key] for key in replaced}})
+            return held.overlay(text, "".join(f" with input.{key} as data.{self.OVERLAY}.{key}" for key in replaced))
+        held = (self._remote(document) if background else None) or _read_input(self._engine, document)
+        self._inputs.insert(0, (document, held))
+        del self._inputs[self.KEEP :]
+        return held
+
+    def _remote(self, document: dict) -> _RemoteInput | None:
+        from planner.process import Server
+
+        if not isinstance(document, dict) or sum(len(v) for v in document.values() if isinstance(v, (dict, list))) < self.BACKGROUND_FROM_ENTRIES:
+            return None
+        server = Server.start(lambda: _InputServer(self._engine, document), _InputServer.answer)
+        if server is None:
+            return None
+        self._servers.append(server)
+        return _RemoteInput(server)
+
+    def _without_servers(self) -> None:
+        """Forget every input a forked copy held (it ended), and stop the copies."""
+        self._inputs = [(doc, held) for doc, held in self._inputs if isinstance(held, _Input)]
+        self.close()
+
+    def submit(self, queries: list[str]):
+        """Evaluate ``queries`` on the current input; a function that returns
+        their outcomes (:data:`Outcomes`) once they are ready."""
+        known = [q.rsplit(".", 1)[0] in self._packages for q in queries]
+        asked = [q for q, ok in zip(queries, known) if ok]
+        current = self._current
+        if isinstance(current, _Input):
+            outcomes = current.evaluate(asked, self._engine)
+            pending = lambda: outcomes  # noqa: E731
+        else:
+            pending = self._remote_outcomes(current, asked)
+
+        def collect() -> Outcomes:
+            found = iter(pending())
+            return [next(found) if ok else (True, None) for ok in known]
+
+        return collect
+
+    def _remote_outcomes(self, current: _RemoteInput, queries: list[str]):
+        from planner.process import ServerLost
+
+        document = self._document
+        try:
+            ask = current.submit(queries)
+        except ServerLost:
+            ask = None
+
+        def outcomes() -> Outcomes:
+            if ask is not None:
+                try:
+                    return ask()
+                except ServerLost:
+                    pass
+            # The copy is gone: read the document here and evaluate it again.
+            self._without_servers()
+            held = self._input_for(document, False)
+            if self._document is document:
+                self._current = held
+            return held.evaluate(queries, self._engine)
+
+        return outcomes
 
     def evaluate(self, query: str) -> object:
-        package = query.rsplit(".", 1)[0]
-        if package not in self._packages:
-            return None
-        try:
-            if not self._with:
-                return json.loads(self._current.eval_rule_as_json(query))
-            answer = json.loads(self._current.eval_query_as_json(f"value := {query}{self._with}"))
-        except RuntimeError as exc:
-            where, message = regorus_message(str(exc))
-            if message == "not a valid rule path":
-                return None
-            raise RuleFailure(f"{message} (at {where})" if where else message) from exc
-        results = answer.get("result") or []
-        return results[0]["bindings"]["value"] if results else self._no_value(query)
+        """The value of one query on the current input; RuleFailure if it fails."""
+        [(ok, value)] = self.submit([query])()
+        if not ok:
+            raise value
+        return value
 
-    def _no_value(self, query: str) -> object:
-        """What ``eval_rule_as_json`` answers for a rule without a value, so
-        that evaluating over an overlay answers the same: None for a path that
-        is not a rule, the string ``<undefined>`` for an undefined rule."""
-        try:
-            self._engine.eval_rule_as_json(query)  # the policies alone: is it a rule?
-        except RuntimeError as exc:
-            if regorus_message(str(exc))[1] == "not a valid rule path":
-                return None
-        return _UNDEFINED
+    def close(self) -> None:
+        """Stop the forked copies holding inputs."""
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
 
 
 @dataclass
@@ -250,8 +416,19 @@ class OpaServerEngine:
                 [Diagnostic(Location(name), f"OPA rejected the policy: {message}") for name, message in sorted(refused.items())],
             )
 
-    def set_input(self, document: dict) -> None:
+    def set_input(self, document: dict, *, background: bool = False) -> None:
         self._input = document
+
+    def submit(self, queries: list[str]) -> Callable[[], Outcomes]:
+        out: Outcomes = []
+        for query in queries:
+            try:
+                out.append((True, self.evaluate(query)))
+            except EngineError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a rule's own failure is its answer
+                out.append((False, exc))
+        return lambda: out
 
     def evaluate(self, query: str) -> object:
         import requests

@@ -162,41 +162,87 @@ def _as_list(value: object, rule: Rule) -> list[dict]:
     return value
 
 
-def _raw(policies: PolicySet, rule: Rule, document: dict) -> list[dict]:
-    if rule.language == "python":
-        return _as_list(run_python_rule(policies.python[rule.id], document), rule)
-    assert policies.engine is not None
-    return _as_list(policies.engine.evaluate(rule.query), rule)
+def _outcomes(policies: PolicySet, rules: list[Rule], document: dict, background: bool = False) -> Callable[[], list[tuple[bool, object]]]:
+    """Evaluate ``rules`` on ``document``: a function that returns, rule by
+    rule, (True, its results) or (False, the exception it raised).
+
+    The Rego rules are evaluated first, in the background when asked and the
+    engine can (see :class:`~planner.policy.engine.RegorusEngine`), while
+    the Python rules run here."""
+    rego = [rule.query for rule in rules if rule.language == "rego"]
+    pending = None
+    if rego:
+        assert policies.engine is not None
+        policies.engine.set_input(document, background=background)
+        pending = policies.engine.submit(rego)
+    python: dict[str, tuple[bool, object]] = {}
+    for rule in rules:
+        if rule.language == "python":
+            try:
+                python[rule.id] = (True, _as_list(run_python_rule(policies.python[rule.id], document), rule))
+            except EngineError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported as the rule's failure
+                python[rule.id] = (False, exc)
+
+    def collect() -> list[tuple[bool, object]]:
+        answers = iter(pending() if pending else ())
+        out = []
+        for rule in rules:
+            if rule.language == "python":
+                out.append(python[rule.id])
+                continue
+            ok, value = next(answers)
+            if ok:
+                try:
+                    value = _as_list(value, rule)
+                except RuleFailure as exc:
+                    ok, value = False, exc
+            out.append((ok, value))
+        return out
+
+    return collect
+
+
+def _failure(rule: Rule, exc: BaseException, strict: bool) -> Violation:
+    """The error finding for a rule that failed at run time (PolicyError with ``strict``)."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if strict:
+        raise PolicyError("rule failed", [Diagnostic(rule.location, f"rule {rule.id} failed at run time: {message}")]) from exc
+    return Violation(rule, "spec/" + rule.id, f"rule failed at run time: {message}", error=True)
 
 
 def evaluate_stage(policies: PolicySet, stage: str, document: dict, *, strict: bool = False) -> tuple[list[Violation], int]:
     """Run every rule of ``stage``; returns violations and the number of rules run."""
+    return start_stage(policies, stage, document, strict=strict)()
+
+
+def start_stage(
+    policies: PolicySet, stage: str, document: dict, *, strict: bool = False, background: bool = False
+) -> Callable[[], tuple[list[Violation], int]]:
+    """Start running every rule of ``stage``: a function that returns what
+    :func:`evaluate_stage` does. With ``background``, a large document's Rego
+    rules may run on another core meanwhile."""
     rules = policies.registry.stage(stage)
     if not rules:
-        return [], 0
-    if policies.engine is not None and any(r.language == "rego" for r in rules):
-        policies.engine.set_input(document)
-    out: list[Violation] = []
-    for rule in rules:
-        try:
-            items = _raw(policies, rule, document)
-        except EngineError:
-            raise
-        except Exception as exc:  # a rule's own failure: report it, do not crash
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if strict:
-                raise PolicyError(
-                    "rule failed", [Diagnostic(rule.location, f"rule {rule.id} failed at run time: {message}")]
-                ) from exc
-            out.append(Violation(rule, "spec/" + rule.id, f"rule failed at run time: {message}", error=True))
-            continue
-        for item in items:
-            subject = item.get("subject")
-            if not isinstance(subject, str):
-                out.append(Violation(rule, "spec/" + rule.id, f"rule yielded a result without a subject: {json.dumps(item)[:200]}", error=True))
+        return lambda: ([], 0)
+    pending = _outcomes(policies, rules, document, background)
+
+    def finish() -> tuple[list[Violation], int]:
+        out: list[Violation] = []
+        for rule, (ok, items) in zip(rules, pending()):
+            if not ok:
+                out.append(_failure(rule, items, strict))
                 continue
-            out.append(Violation(rule, subject, str(item.get("message") or rule.title)))
-    return out, len(rules)
+            for item in items:
+                subject = item.get("subject")
+                if not isinstance(subject, str):
+                    out.append(Violation(rule, "spec/" + rule.id, f"rule yielded a result without a subject: {json.dumps(item)[:200]}", error=True))
+                    continue
+                out.append(Violation(rule, subject, str(item.get("message") or rule.title)))
+        return out, len(rules)
+
+    return finish
 
 
 def evaluate_placement(policies: PolicySet, document: dict, *, strict: bool = False) -> tuple[list[PlacementDenial], list[Violation]]:
@@ -204,20 +250,11 @@ def evaluate_placement(policies: PolicySet, document: dict, *, strict: bool = Fa
     rules = policies.registry.stage("placement")
     if not rules:
         return [], []
-    if policies.engine is not None and any(r.language == "rego" for r in rules):
-        policies.engine.set_input(document)
     denials: list[PlacementDenial] = []
     errors: list[Violation] = []
-    for rule in rules:
-        try:
-            items = _raw(policies, rule, document)
-        except EngineError:
-            raise
-        except Exception as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if strict:
-                raise PolicyError("rule failed", [Diagnostic(rule.location, f"rule {rule.id} failed at run time: {message}")]) from exc
-            errors.append(Violation(rule, "spec/" + rule.id, f"rule failed at run time: {message}", error=True))
+    for rule, (ok, items) in zip(rules, _outcomes(policies, rules, document)()):
+        if not ok:
+            errors.append(_failure(rule, items, strict))
             continue
         # Rules may deny tens of thousands of class pairs: keep this loop lean.
         workload_classes, site_classes, title = document["workloads"], document["sites"], rule.title
