@@ -123,7 +123,7 @@ def _highs():
     core = getattr(highspy, "_core", None)
     cls = getattr(core, "_Highs", None) or highspy.Highs
     h = cls()
-    h.setOptionValue("output_flag", False)
+    h.setOptionValue("output_flag", bool(__import__("os").environ.get("HLOG")))
     return h, highspy
 
 
@@ -729,6 +729,12 @@ def _optimise_exact(spec, facts, units, unplaced_fixed, ha_blocked, started) -> 
     h.setOptionValue("random_seed", RANDOM_SEED)
     h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
     h.setOptionValue("presolve", "on")
+    # RINS and RENS off: on models of 30 to 40 sites they solved sub-MIPs
+    # nested up to 14 deep, most of the time (an 18 s solve at 40 sites x 400
+    # workloads took 4.3 s without them, to the same gap). The large-model
+    # branch-and-bound (.relaxation) keeps them: it found worse plans without.
+    h.setOptionValue("mip_heuristic_run_rins", False)
+    h.setOptionValue("mip_heuristic_run_rens", False)
     deadline = started + time_limit
 
     # A start: the LP relaxation rounded down, then greedy. HiGHS improves on it, and a
