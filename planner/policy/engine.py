@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
@@ -77,6 +77,7 @@ _MISSING = object()
 _UNDEFINED = "<undefined>"  # eval_rule_as_json's answer for a rule without a value
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+
 class _Input:
     """A compiled copy of the policies with an input read into it, plus the
     ``with`` clause that puts a data overlay in place of some input keys."""
@@ -103,8 +104,8 @@ class _Input:
     def _value(self, query: str, policies) -> object:
         try:
             if not self.with_:
-                return orjson.loads(self.engine.eval_rule_as_json(query))
-            answer = orjson.loads(self.engine.eval_query_as_json(f"value := {query}{self.with_}"))
+                return json.loads(self.engine.eval_rule_as_json(query))
+            answer = json.loads(self.engine.eval_query_as_json(f"value := {query}{self.with_}"))
         except RuntimeError as exc:
             where, message = regorus_message(str(exc))
             if message == "not a valid rule path":
