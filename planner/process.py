@@ -276,7 +276,7 @@ class Server:
             if self.answers is None:
                 raise ServerLost("the server was stopped")
             ok, value = _read_frame(self.answers)
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        except Exception as exc:  # noqa: BLE001 - an answer that cannot be read: the copy is as good as gone
             self.stop()
             raise ServerLost(str(exc) or type(exc).__name__) from exc
         if not ok:

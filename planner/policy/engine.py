@@ -15,6 +15,7 @@ from typing import Protocol
 import orjson
 
 from planner.errors import Diagnostic, EngineError, Location, PolicyError
+from planner.process import Server, ServerLost
 
 _REGORUS_WHERE = re.compile(r"-->\s*(?P<file>.+?):(?P<line>\d+):(?P<col>\d+)")
 _REGORUS_ERROR = re.compile(r"^error:\s*(?P<msg>.*)$", re.M)
@@ -139,7 +140,7 @@ class _RemoteInput:
     def overlay(self, text: str, with_: str) -> _RemoteInput:
         return _RemoteInput(self.server, self.server.answer(self.server.ask(("overlay", self.number, text, with_))))
 
-    def submit(self, queries: list[str]):
+    def submit(self, queries: list[str]) -> Callable[[], Outcomes]:
         ticket = self.server.ask(("evaluate", self.number, queries))
         return lambda: self.server.answer(ticket)
 
@@ -204,7 +205,7 @@ class RegorusEngine:
         self._inputs: list[tuple[dict, _Input | _RemoteInput]] = []  # (document, its input), newest first
         self._current: _Input | _RemoteInput = _Input(self._engine)
         self._document: dict | None = None  # the current input's document
-        self._servers: list = []
+        self._servers: list[Server] = []
         try:
             from importlib.metadata import version
 
@@ -240,8 +241,6 @@ class RegorusEngine:
         return replaced
 
     def set_input(self, document: dict, *, background: bool = False) -> None:
-        from planner.process import ServerLost
-
         self._document = document
         try:
             self._current = self._input_for(document, background)
@@ -264,8 +263,6 @@ class RegorusEngine:
         return held
 
     def _remote(self, document: dict) -> _RemoteInput | None:
-        from planner.process import Server
-
         if not isinstance(document, dict) or sum(len(v) for v in document.values() if isinstance(v, (dict, list))) < self.BACKGROUND_FROM_ENTRIES:
             return None
         server = Server.start(lambda: _InputServer(self._engine, document), _InputServer.answer)
@@ -279,7 +276,7 @@ class RegorusEngine:
         self._inputs = [(doc, held) for doc, held in self._inputs if isinstance(held, _Input)]
         self.close()
 
-    def submit(self, queries: list[str]):
+    def submit(self, queries: list[str]) -> Callable[[], Outcomes]:
         """Evaluate ``queries`` on the current input; a function that returns
         their outcomes (:data:`Outcomes`) once they are ready."""
         known = [q.rsplit(".", 1)[0] in self._packages for q in queries]
@@ -297,9 +294,7 @@ class RegorusEngine:
 
         return collect
 
-    def _remote_outcomes(self, current: _RemoteInput, queries: list[str]):
-        from planner.process import ServerLost
-
+    def _remote_outcomes(self, current: _RemoteInput, queries: list[str]) -> Callable[[], Outcomes]:
         document = self._document
         try:
             ask = current.submit(queries)
