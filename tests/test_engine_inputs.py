@@ -111,10 +111,14 @@ def _submitted(engine: RegorusEngine) -> dict:
     return {q: (value if ok else type(value).__name__) for q, (ok, value) in zip(QUERIES + ["data.t.fails"], engine.submit(QUERIES + ["data.t.fails"])())}
 
 
-def _fresh_answers(document: dict) -> dict:
+def _fresh_engine(document: dict) -> RegorusEngine:
     fresh = _engine()
     fresh.set_input(document)
-    return _submitted(fresh)
+    return fresh
+
+
+def _fresh_answers(document: dict) -> dict:
+    return _submitted(_fresh_engine(document))
 
 
 def test_a_document_read_in_the_background_answers_as_here(documents, background, forks):
@@ -136,10 +140,9 @@ def test_a_copy_that_ends_loses_no_answer(documents, background, forks):
     validate, plan = documents
     again = plan | {"medplan": {"stage": "again"}}
 
-    def killed(engine: RegorusEngine) -> RegorusEngine:
+    def killed(engine: RegorusEngine) -> None:
         [server] = engine._servers
         os.kill(server.forked.pid, signal.SIGKILL)
-        return engine
 
     # Before the answers are taken in, before an overlay is made there, and before it is evaluated there.
     for steps in ([validate, killed], [validate, killed, plan], [validate, plan, killed], [validate, plan, killed, again]):
@@ -166,12 +169,6 @@ def test_small_documents_are_read_here(documents, forks):
     engine = _engine()
     engine.set_input(documents[0], background=True)
     assert _submitted(engine) == _fresh_answers(documents[0]) and not forks
-
-
-def _fresh_engine(document: dict) -> RegorusEngine:
-    fresh = _engine()
-    fresh.set_input(document)
-    return fresh
 
 
 def test_input_json_writes_what_orjson_refuses():
