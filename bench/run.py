@@ -11,7 +11,9 @@ the commands a user runs, end to end in their own process: `medplan
 validate` and `medplan plan --out`, each run --runs times (3) in turn, the
 fastest run and the median shown (a shared host's speed varies by a third
 from minute to minute), with the largest peak memory of them all (PSS of
-the command and its children). Growth is the
+the command and its children). Every file stays until the benchmark ends:
+on a disk that discards deleted blocks, creating thousands of files right
+after deleting thousands stalls for seconds. Growth is the
 stage total over the previous size's; the last line gives the plan
 command's growth from 1,000 to 10,000 workloads when both sizes ran.
 When opa-golib-python-bindings is installed, the real OPA v1.20 engine is
@@ -21,7 +23,9 @@ timed on the same validate-stage policies and input document.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import os
 import resource
 import subprocess
@@ -39,7 +43,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(sites: int, workloads: int, seed: int, runs: int = 3) -> dict:
+def run_one(sites: int, workloads: int, seed: int, runs: int = 3, work: str | None = None) -> dict:
     """Run the pipeline stage by stage on one generated spec (in this process)."""
     sys.path.insert(0, str(REPO))
     from planner.generate import generate_yaml
@@ -59,7 +63,10 @@ def run_one(sites: int, workloads: int, seed: int, runs: int = 3) -> dict:
         times[name] = time.perf_counter() - started
         peaks[name] = _peak_mb()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # Files stay until the whole benchmark ends (``work``): on a disk that
+    # discards deleted blocks, creating files right after deleting thousands
+    # stalls for seconds, which the next size's plan directories would time.
+    with tempfile.TemporaryDirectory() if work is None else _kept_dir(work) as tmp:
         path = Path(tmp) / "spec.yaml"
         path.write_text(generate_yaml(sites, workloads, seed))
         t = time.perf_counter()
@@ -212,6 +219,11 @@ def _opa_time(run) -> float | None:
     return time.perf_counter() - t
 
 
+@contextlib.contextmanager
+def _kept_dir(parent: str):
+    yield tempfile.mkdtemp(dir=parent)
+
+
 def _host_speed() -> float:
     """Seconds a fixed Python loop takes: how fast this host runs just now (shared hosts vary)."""
     started = time.perf_counter()
@@ -227,19 +239,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3, help="times each command runs (the table shows the fastest and the median)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         sites, workloads = (int(x) for x in args.one.split("x"))
-        print(json.dumps(run_one(sites, workloads, args.seed, max(args.runs, 1))))
+        print(json.dumps(run_one(sites, workloads, args.seed, max(args.runs, 1), args.work)))
         return
     speed = [_host_speed()]
     rows = []
-    for size in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", size, "--seed", str(args.seed), "--runs", str(args.runs)], capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"{size}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
-            continue
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    work = tempfile.mkdtemp(prefix="medplan-bench-")
+    try:
+        for size in args.sizes:
+            command = [sys.executable, __file__, "--one", size, "--seed", str(args.seed), "--runs", str(args.runs), "--work", work]
+            out = subprocess.run(command, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"{size}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        speed.append(_host_speed())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     head = f"{'size':>11} {'flows':>6} " + " ".join(f"{s:>13}" for s in STAGES) + f" {'total s':>8} {'peak MB':>8} {'gap':>7} {'unplaced':>8} {'OPA val s':>9} {'regorus s':>9} {'growth':>7} {'validate (median)':>17} {'plan cmd (median)':>17} {'cmd MB':>7}"
     print(head)
     previous = None
@@ -252,7 +271,6 @@ def main() -> None:
             + " ".join(f"{row['times'][s]:>7.3f}s/{row['peak_mb'][s]:>4.0f}M" for s in STAGES)
             + f" {row['total_s']:>8.2f} {max(row['peak_mb'].values()):>8.0f} {row['gap']:>7.2%} {row['unplaced']:>8} {opa:>9} {row['regorus_validate_s']:>9.3f} {growth:>7} {row['validate_cmd_s']:>7.2f}s ({row['validate_cmd_median_s']:.2f}s) {row['plan_cmd_s']:>7.2f}s ({row['plan_cmd_median_s']:.2f}s) {row['plan_cmd_mb']:>7.0f}"
         )
-    speed.append(_host_speed())
     print(f"host speed: a Python loop of 10,000,000 additions took {speed[0]:.2f} s before the sizes and {speed[1]:.2f} s after (about 0.4 s when the 2-core machine the README quotes was quiet)")
     by_size = {row["size"]: row for row in rows}
     if "100x1000" in by_size and "1000x10000" in by_size:
