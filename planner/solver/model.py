@@ -123,7 +123,7 @@ def _highs():
     core = getattr(highspy, "_core", None)
     cls = getattr(core, "_Highs", None) or highspy.Highs
     h = cls()
-    h.setOptionValue("output_flag", bool(__import__("os").environ.get("HLOG")))
+    h.setOptionValue("output_flag", False)
     return h, highspy
 
 
