@@ -27,8 +27,8 @@ import contextlib
 import json
 import mmap
 import os
-import shutil
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
