@@ -11,7 +11,7 @@ from functools import cached_property
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
-from planner.process import Forked, Worker
+from planner.process import Server, ServerLost
 from planner.spec.models import Classification, Spec
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _trees_from(distances: bytes, sources: list[int], n: int) -> list[_Tree]:
 
 # A forked copy of this process that imports scipy ahead of time and then
 # computes the next large batch (see start_route_worker).
-_worker: Worker | None = None
+_worker: Server | None = None
 
 
 def start_route_worker() -> None:
@@ -164,18 +164,23 @@ def start_route_worker() -> None:
     """
     global _worker
     if _worker is None:
-        _worker = Worker.start(_import_scipy, lambda batch: _batch_distances(*batch))
+        _worker = Server.start(_import_scipy, lambda _, batch: _batch_distances(*batch))
 
 
 def _import_scipy() -> None:
     import scipy.sparse.csgraph  # noqa: F401 - the point of starting early
 
 
-def _send_batch(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> Forked | None:
-    """Hand a batch to the started worker, if any: the copy computing it, or None."""
+def _send_batch(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> tuple[Server, int] | None:
+    """Hand a batch to the started worker, if any: the worker and the ticket of its answer, or None."""
     global _worker
     worker, _worker = _worker, None
-    return worker.send((adj, sources), ROUTES_TIMEOUT) if worker is not None else None
+    if worker is None:
+        return None
+    try:
+        return worker, worker.ask((adj, sources), ROUTES_TIMEOUT)
+    except ServerLost:  # stopped: it ended, or took no batch in time
+        return None
 
 
 def stop_route_worker() -> None:
@@ -216,7 +221,7 @@ class SiteGraph:
     spec: Spec
     _trees: dict[str, _Tree] = field(default_factory=dict, repr=False)
     _latencies: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
-    _pending: tuple | None = field(default=None, repr=False)  # a batch the worker computes: (worker, names, numbers)
+    _pending: tuple | None = field(default=None, repr=False)  # a batch the worker computes: (worker, ticket, names, numbers)
 
     @cached_property
     def _topology(self) -> tuple[dict[str, int], list[str], list[tuple[tuple[int, float], ...]], list[dict[int, str]]]:
@@ -295,28 +300,30 @@ class SiteGraph:
             stop_route_worker()
             return
         at = list(todo.values())
-        child = _send_batch(adj, at)
-        if child is None:
+        sent = _send_batch(adj, at)
+        if sent is None:
             self._trees.update(zip(todo, _batch_trees(adj, at)))
         else:
-            self._pending = (child, list(todo), at)
+            self._pending = (*sent, list(todo), at)
 
     def collect(self) -> None:
         """Take the routes the worker computed (see :meth:`prepare`), or compute them here if it failed."""
         if self._pending is None:
             return
-        (child, names, at), self._pending = self._pending, None
+        (worker, ticket, names, at), self._pending = self._pending, None
         adj = self._topology[2]
         try:
-            distances = child.result(timeout=ROUTES_TIMEOUT)
+            distances = worker.answer(ticket, ROUTES_TIMEOUT)
+        except ServerLost:
+            distances = None
         finally:
-            child.close()
+            worker.stop()
         trees = _batch_trees(adj, at) if distances is None else _trees_from(distances, at, len(adj))
         self._trees.update(zip(names, trees))
 
     def __del__(self) -> None:
         if self._pending is not None:  # dropped before a route was asked: stop the worker
-            self._pending[0].close()
+            self._pending[0].stop()
 
     def _tree(self, source: str) -> _Tree | None:
         """Routes from ``source``, computed in full the first time (None: not a site)."""

@@ -1,7 +1,7 @@
 """What a short-lived ``medplan`` process may skip (freeing what it built)
 and what it may hand to a second core: one piece of work in a forked copy of
-itself (:class:`Forked`, :class:`Worker`), or a copy that keeps state and
-answers requests about it (:class:`Server`).
+itself (:class:`Forked`), or a copy that keeps state and answers requests
+about it (:class:`Server`).
 
 A large spec is millions of Python objects. Freeing them one by one when a
 run's intermediate results go out of scope, and again at exit, takes longer
@@ -113,13 +113,12 @@ class Forked:
 
     def result(self, timeout: float):
         """What ``work()`` returned, or None if the copy failed or took longer than ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        waiting = select.poll()
-        waiting.register(self.read_fd, select.POLLIN)
+        deadline = _deadline(timeout)
         chunks = []
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not waiting.poll(remaining * 1000):
+            try:
+                _wait(self.read_fd, select.POLLIN, deadline)
+            except TimeoutError:
                 return None
             chunk = os.read(self.read_fd, 1 << 20)
             if not chunk:
@@ -154,57 +153,12 @@ def _run_child(work, read_fd: int, write_fd: int, held) -> None:
         os.close(read_fd)
         gc.disable()
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        data = memoryview(pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL))
-        while data:
-            data = data[os.write(write_fd, data) :]
+        _write_all(write_fd, pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL))
         status = 0
     except BaseException:  # noqa: BLE001 - the parent does the work itself
         pass
     finally:
         os._exit(status)
-
-
-class Worker:
-    """A forked copy that gets ready now (``ready()``: imports, say) and then
-    does one job sent to it later (``work(job)``), for a result collected as
-    from :class:`Forked`. Without a job it ends when it is stopped or when
-    this process ends (its end of the job pipe closes)."""
-
-    def __init__(self, forked: Forked, write_fd: int):
-        self.forked = forked
-        self.write_fd: int | None = write_fd
-
-    @classmethod
-    def start(cls, ready, work) -> Worker | None:
-        """The worker, or None where this process may not fork (:func:`can_fork`) or the fork failed."""
-        if not can_fork():
-            return None
-        read_fd, write_fd = os.pipe()
-        forked = Forked.start(lambda: _serve(ready, work, read_fd, write_fd))
-        os.close(read_fd)
-        if forked is None:
-            os.close(write_fd)
-            return None
-        return cls(forked, write_fd)
-
-    def send(self, job, timeout: float) -> Forked | None:
-        """Send the one job: the copy to collect its result from, or None (the copy
-        stopped) if it ended or took no job within ``timeout`` seconds."""
-        write_fd, self.write_fd = self.write_fd, None
-        try:
-            _write_within(write_fd, pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL), timeout)
-        except OSError:  # TimeoutError included
-            self.forked.close()
-            return None
-        finally:
-            os.close(write_fd)
-        return self.forked
-
-    def stop(self) -> None:
-        if self.write_fd is not None:
-            os.close(self.write_fd)
-            self.write_fd = None
-        self.forked.close()
 
 
 class ServerLost(Exception):
@@ -219,10 +173,11 @@ class Server:
 
     At most one request is outstanding: :meth:`ask` first takes in the answer
     to the one before, so neither process can block writing to a full pipe
-    while the other does too. The copy ends when stopped, when this process
-    ends (its end of the request pipe closes), or when ``setup`` or
-    ``answer`` raises; what the copy held is then lost, and asking for an
-    answer raises :class:`ServerLost`.
+    while the other does too. Sending and answering may be given a time
+    limit. The copy ends when stopped, when this process ends (its end of the
+    request pipe closes), when ``setup`` or ``answer`` raises, or when a time
+    limit passes; what the copy held is then lost, and asking for an answer
+    raises :class:`ServerLost`.
     """
 
     def __init__(self, forked: Forked, requests: int, answers: int):
@@ -246,36 +201,39 @@ class Server:
             os.close(pipes[1])
             os.close(pipes[2])
             return None
+        os.set_blocking(pipes[1], False)  # writes wait in poll, which a time limit can end
         return cls(forked, pipes[1], pipes[2])
 
-    def ask(self, request) -> int:
-        """Send ``request``; the ticket to collect its answer with."""
+    def ask(self, request, timeout: float | None = None) -> int:
+        """Send ``request`` (within ``timeout`` seconds); the ticket to collect its answer with."""
+        deadline = _deadline(timeout)
         while self._read < self._asked:
-            self._take()
+            self._take(deadline)
         if self.requests is None:
             raise ServerLost("the server was stopped")
         try:
-            _send_frame(self.requests, request)
-        except OSError as exc:  # the copy has ended
+            _send_frame(self.requests, request, deadline)
+        except OSError as exc:  # the copy has ended, or takes nothing (TimeoutError)
             self.stop()
-            raise ServerLost(str(exc)) from exc
+            raise ServerLost(str(exc) or type(exc).__name__) from exc
         self._asked += 1
         return self._asked - 1
 
-    def answer(self, ticket: int):
-        """The answer to the request of ``ticket`` (each is collected once)."""
+    def answer(self, ticket: int, timeout: float | None = None):
+        """The answer to the request of ``ticket`` (each is collected once), within ``timeout`` seconds."""
+        deadline = _deadline(timeout)
         while self._read <= ticket:
-            self._take()
+            self._take(deadline)
         return self._kept.pop(ticket)
 
-    def _take(self) -> None:
+    def _take(self, deadline: float | None) -> None:
         """Take in the next answer, kept under its ticket."""
         ticket = self._read
         self._read += 1
         try:
             if self.answers is None:
                 raise ServerLost("the server was stopped")
-            ok, value = _read_frame(self.answers)
+            ok, value = _read_frame(self.answers, deadline)
         except Exception as exc:  # noqa: BLE001 - an answer that cannot be read: the copy is as good as gone
             self.stop()
             raise ServerLost(str(exc) or type(exc).__name__) from exc
@@ -314,50 +272,47 @@ def _answer_requests(setup, answer, request_read: int, request_write: int, answe
 _LENGTH = struct.Struct("<Q")
 
 
-def _send_frame(fd: int, value) -> None:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_LENGTH.pack(len(data)) + data)
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _wait(fd: int, event: int, deadline: float | None) -> None:
+    """Wait until ``fd`` is ready for ``event``; TimeoutError once ``deadline`` (monotonic) passes."""
+    ready = select.poll()
+    ready.register(fd, event)
+    remaining = None if deadline is None else (deadline - time.monotonic()) * 1000
+    if (remaining is not None and remaining <= 0) or not ready.poll(remaining):
+        raise TimeoutError("the other process did not take part in time")
+
+
+def _write_all(fd: int, data: bytes, deadline: float | None = None) -> None:
+    """Write all of ``data`` to pipe ``fd`` as its reader takes it, by ``deadline`` if given."""
+    view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        _wait(fd, select.POLLOUT, deadline)
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            continue
 
 
-def _read_frame(fd: int):
-    (size,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size))
-    return pickle.loads(_read_exactly(fd, size))
+def _send_frame(fd: int, value, deadline: float | None = None) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    _write_all(fd, _LENGTH.pack(len(data)) + data, deadline)
 
 
-def _read_exactly(fd: int, size: int) -> bytes:
+def _read_frame(fd: int, deadline: float | None = None):
+    (size,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size, deadline))
+    return pickle.loads(_read_exactly(fd, size, deadline))
+
+
+def _read_exactly(fd: int, size: int, deadline: float | None = None) -> bytes:
     chunks, left = [], size
     while left:
+        _wait(fd, select.POLLIN, deadline)
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
             raise EOFError("the other process ended")
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
-
-
-def _serve(ready, work, read_fd: int, write_fd: int):
-    """In a worker: get ready, wait for the job, do it."""
-    os.close(write_fd)  # or no end of file would come if no job is ever sent
-    ready()
-    with os.fdopen(read_fd, "rb") as jobs:
-        job = pickle.load(jobs)  # EOFError, ending the copy, when none comes
-    return work(job)
-
-
-def _write_within(fd: int, data: bytes, timeout: float) -> None:
-    """Write all of ``data`` to pipe ``fd`` as its reader takes it; TimeoutError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    os.set_blocking(fd, False)
-    ready = select.poll()
-    ready.register(fd, select.POLLOUT)
-    view = memoryview(data)
-    while view:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not ready.poll(remaining * 1000):
-            raise TimeoutError("the worker takes no job")
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            continue
