@@ -15,7 +15,7 @@ from planner import __version__
 from planner.errors import InputError
 from planner.process import keep
 from planner.policy.findings import Finding, Status, at_or_above
-from planner.spec.loader import InputFile, load_spec, sources_of
+from planner.spec.loader import InputFile, expand_paths, load_files, sources_of
 from planner.spec.models import Severity, Spec
 
 
@@ -330,11 +330,11 @@ ROUTE_WORKER_FROM_BYTES = 4_000_000
 
 
 @contextmanager
-def _route_worker(paths: list[str]):
+def _route_worker(files: list):
     """Start the route worker (:func:`planner.graph.start_route_worker`) for large spec files; stop it if unused."""
     from planner.graph import start_route_worker, stop_route_worker
 
-    if _spec_bytes(paths) >= ROUTE_WORKER_FROM_BYTES:
+    if _spec_bytes(files) >= ROUTE_WORKER_FROM_BYTES:
         start_route_worker()
     try:
         yield
@@ -342,24 +342,24 @@ def _route_worker(paths: list[str]):
         stop_route_worker()
 
 
-def _spec_bytes(paths: list[str]) -> int:
-    """The size of the spec files ``paths`` name (0 if they cannot be listed: loading says why)."""
-    from planner.spec.loader import expand_paths
-
+def _spec_bytes(files: list) -> int:
+    """The size of the spec files (0 if they cannot be read: loading says why)."""
     try:
-        return sum(path.stat().st_size for path, _ in expand_paths(list(paths)) if path.is_file())
-    except (InputError, OSError):
+        return sum(path.stat().st_size for path, _ in files if path.is_file())
+    except OSError:
         return 0
 
 
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
-    with _route_worker(paths):
-        return validate(load_spec(paths), options)
+    files = expand_paths(list(paths))
+    with _route_worker(files):
+        return validate(load_files(files), options)
 
 
 def run_plan(paths: list[str], options: ValidateOptions) -> PlanResult:
-    with _route_worker(paths):
-        return plan(load_spec(paths), options)
+    files = expand_paths(list(paths))
+    with _route_worker(files):
+        return plan(load_files(files), options)
 
 
 __all__ = ["replan", "PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_plan", "run_validate", "validate"]

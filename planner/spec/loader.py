@@ -104,7 +104,11 @@ def load_spec(paths: list[str | Path] | str | Path) -> models.Spec:
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    files = expand_paths(list(paths))
+    return load_files(expand_paths(list(paths)))
+
+
+def load_files(files: list[tuple[Path, str]]) -> models.Spec:
+    """:func:`load_spec` of files already listed by :func:`expand_paths`."""
     sources: list[SourceFile] = []
     inputs: list[InputFile] = []
     errors: list[Diagnostic] = []
