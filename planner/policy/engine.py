@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +27,21 @@ Outcomes = list[tuple[bool, object]]
 
 class RuleFailure(Exception):
     """A rule raised an error while being evaluated (not a load error)."""
+
+
+def outcomes_of(answer: Callable[[object], object], items: Iterable) -> Outcomes:
+    """``(True, answer(item))`` for each item, or ``(False, the exception it
+    raised)``: a rule's own failure is its answer. EngineError, an engine
+    that cannot answer at all, is raised."""
+    out: Outcomes = []
+    for item in items:
+        try:
+            out.append((True, answer(item)))
+        except EngineError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            out.append((False, exc))
+    return out
 
 
 class RegoEngine(Protocol):
@@ -94,13 +109,7 @@ class _Input:
         return _Input(engine, with_)
 
     def evaluate(self, queries: list[str], policies) -> Outcomes:
-        out: Outcomes = []
-        for query in queries:
-            try:
-                out.append((True, self._value(query, policies)))
-            except Exception as exc:  # noqa: BLE001 - a rule's own failure is its answer
-                out.append((False, exc))
-        return out
+        return outcomes_of(lambda query: self._value(query, policies), queries)
 
     def _value(self, query: str, policies) -> object:
         try:
@@ -416,14 +425,7 @@ class OpaServerEngine:
         self._input = document
 
     def submit(self, queries: list[str]) -> Callable[[], Outcomes]:
-        out: Outcomes = []
-        for query in queries:
-            try:
-                out.append((True, self.evaluate(query)))
-            except EngineError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a rule's own failure is its answer
-                out.append((False, exc))
+        out = outcomes_of(self.evaluate, queries)
         return lambda: out
 
     def evaluate(self, query: str) -> object:

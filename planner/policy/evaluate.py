@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from planner.errors import Diagnostic, EngineError, Location, PolicyError
-from planner.policy.engine import RegoEngine, RuleFailure, make_engine
+from planner.errors import Diagnostic, Location, PolicyError
+from planner.policy.engine import RegoEngine, RuleFailure, make_engine, outcomes_of
 from planner.policy.python_rules import load_python_rules, run_python_rule
 from planner.policy.rules import Rule, RuleRegistry, parse_rego_rules
 from planner.resources import policies_dir
@@ -175,33 +175,25 @@ def _outcomes(policies: PolicySet, rules: list[Rule], document: dict, background
         assert policies.engine is not None
         policies.engine.set_input(document, background=background)
         pending = policies.engine.submit(rego)
-    python: dict[str, tuple[bool, object]] = {}
-    for rule in rules:
-        if rule.language == "python":
-            try:
-                python[rule.id] = (True, _as_list(run_python_rule(policies.python[rule.id], document), rule))
-            except EngineError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported as the rule's failure
-                python[rule.id] = (False, exc)
+    python_rules = [rule for rule in rules if rule.language == "python"]
+    run = lambda rule: _as_list(run_python_rule(policies.python[rule.id], document), rule)  # noqa: E731
+    python = dict(zip((rule.id for rule in python_rules), outcomes_of(run, python_rules)))
 
     def collect() -> list[tuple[bool, object]]:
         answers = iter(pending() if pending else ())
-        out = []
-        for rule in rules:
-            if rule.language == "python":
-                out.append(python[rule.id])
-                continue
-            ok, value = next(answers)
-            if ok:
-                try:
-                    value = _as_list(value, rule)
-                except RuleFailure as exc:
-                    ok, value = False, exc
-            out.append((ok, value))
-        return out
+        return [python[rule.id] if rule.language == "python" else _listed(rule, *next(answers)) for rule in rules]
 
     return collect
+
+
+def _listed(rule: Rule, ok: bool, value: object) -> tuple[bool, object]:
+    """A Rego rule's outcome with its results as a list of objects (a failure if they are not)."""
+    if ok:
+        try:
+            return True, _as_list(value, rule)
+        except RuleFailure as exc:
+            return False, exc
+    return False, value
 
 
 def _failure(rule: Rule, exc: BaseException, strict: bool) -> Violation:
