@@ -46,6 +46,18 @@ def child_pids() -> set[int]:
     return out
 
 
+def failing_in_copies(real, message: str):
+    """``real``, but raising RuntimeError(message) when called in a forked copy of this process."""
+    parent = os.getpid()
+
+    def wrapper(*args):
+        if os.getpid() != parent:
+            raise RuntimeError(message)
+        return real(*args)
+
+    return wrapper
+
+
 @pytest.fixture
 def forks(monkeypatch) -> list[int]:
     """Counts the forks this test makes: one entry per os.fork() call."""

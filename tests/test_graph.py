@@ -5,7 +5,6 @@ from a batch through scipy, and the same data reach."""
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 import threading
@@ -20,7 +19,7 @@ from planner.facts import derive
 from planner.generate import generate_yaml
 from planner.graph import _UNSET, PERSONAL, FlowEnds, SiteGraph, flow_end, lineage, spec_index
 from planner.spec.loader import load_spec
-from tests.conftest import child_pids
+from tests.conftest import child_pids, failing_in_copies
 
 
 def _nx_graph(spec) -> nx.Graph:
@@ -235,15 +234,7 @@ def test_a_route_worker_without_a_batch_is_stopped(may_fork):
 
 def test_a_failing_route_worker_changes_nothing(may_fork, monkeypatch):
     monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
-    parent = os.getpid()
-    real = graph_module._batch_distances
-
-    def broken(*args):
-        if os.getpid() != parent:
-            raise RuntimeError("the worker fails")
-        return real(*args)
-
-    monkeypatch.setattr(graph_module, "_batch_distances", broken)
+    monkeypatch.setattr(graph_module, "_batch_distances", failing_in_copies(graph_module._batch_distances, "the worker fails"))
     spec = _distinct_spec(8)
     graph_module.start_route_worker()
     graph = SiteGraph(spec)

@@ -14,7 +14,7 @@ import planner.render as render
 from planner import load_spec
 from planner.pipeline import plan
 from planner.render import render_plan_files
-from tests.conftest import child_pids
+from tests.conftest import child_pids, failing_in_copies
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,15 +52,7 @@ def test_forked_reports_are_the_same_files(result, sequential, monkeypatch, fork
 
 def test_a_failing_copy_leaves_the_reports_to_this_process(result, sequential, monkeypatch):
     monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
-    parent = os.getpid()
-    real_render = render._render
-
-    def broken(*args):
-        if os.getpid() != parent:
-            raise RuntimeError("the copy fails")
-        return real_render(*args)
-
-    monkeypatch.setattr(render, "_render", broken)
+    monkeypatch.setattr(render, "_render", failing_in_copies(render._render, "the copy fails"))
     assert render_plan_files(result, timestamp="2026-01-02T03:04:05Z") == sequential
     assert not child_pids()
 
