@@ -83,7 +83,47 @@ def check(text: str) -> bool:
     assert not isinstance(slow, Exception), f"accepted what _Builder refuses ({slow}):\n{text!r}"
     assert _same_data(fast[0], slow[0]), f"data differs:\n{text!r}\nfast {fast[0]!r}\nslow {slow[0]!r}"
     assert _same_positions(fast[1], slow[1]), f"positions differ:\n{text!r}"
+    _check_light(text, fast)
     return True
+
+
+def _paths(data, path=()):
+    """Every path in ``data``, and one that is absent under each collection."""
+    yield path
+    if isinstance(data, dict):
+        yield (*path, "absent-key")
+        for key, value in data.items():
+            yield from _paths(value, (*path, key))
+    elif isinstance(data, list):
+        yield (*path, len(data))
+        for index, value in enumerate(data):
+            yield from _paths(value, (*path, index))
+
+
+def _check_light(text: str, full) -> None:
+    """A light reading gives the same data, and the same position wherever it
+    has one: always for a collection, and for a key or scalar of the top
+    levels; SourceFile reads the text again, in full, for the rest."""
+    light = parse_block(text, light=True)
+    assert light is not None and _same_data(light[0], full[0])
+    for path in _paths(full[0]):
+        for key in (False, True):
+            found = yamlsource._walk(light[1], path, key)
+            expected = yamlsource._walk(full[1], path, key)
+            if found is not None:
+                assert yamlsource._at(found) == yamlsource._at(expected), (path, key, text)
+                continue
+            # Left out: below the top levels, a key, a scalar or a path that is not there.
+            assert len(path) > fastyaml.LIGHT_FROM_DEPTH and (key or not isinstance(_value_at(full[0], path), (dict, list))), (path, key)
+
+
+def _value_at(data, path):
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 # --------------------------------------------------------------------------- files
@@ -129,6 +169,41 @@ def test_parse_yaml_reads_block_style_without_the_event_builder(monkeypatch):
     for path in [("workloads", 3, "kind"), ("sites", 2, "pools", 0), ("links",), ("nope", 1)]:
         assert source.locate(path) == expected.locate(path)
         assert source.locate(path, key=True) == expected.locate(path, key=True)
+
+
+def test_a_light_reading_reads_the_text_again_only_for_a_deep_key_or_scalar():
+    raw = generate_yaml(5, 20, 4).encode()
+    full = parse_yaml(raw, "g.yaml")
+    light = parse_yaml(raw, "g.yaml", light=True)
+    assert light.light and _same_data(light.data, full.data)
+    # What a spec that loads is asked: where its sites, pools, flows... are
+    # (findings), and the keys of the top levels.
+    for path in [("workloads", 3), ("sites", 2, "pools", 0), ("flows", 1), ("links",), ("metadata", "name")]:
+        assert light.locate(path) == full.locate(path)
+    for path in [("links",), ("metadata", "name"), ("workloads", 3)]:
+        assert light.locate(path, key=True) == full.locate(path, key=True)
+    assert light.light
+    # An error's place deep down: read again, in full, once.
+    assert light.locate(("workloads", 3, "kind"), key=True) == full.locate(("workloads", 3, "kind"), key=True)
+    assert not light.light and _same_positions(light.root, full.root)
+
+
+def test_a_spec_that_loads_is_read_once(monkeypatch, tmp_path):
+    """Planning a generated spec, locating its findings and rendering every
+    format needs no position the light reading leaves out."""
+    from planner import pipeline
+    from planner.render import render_plan_files
+
+    path = tmp_path / "g.yaml"
+    path.write_text(generate_yaml(20, 100, 3), encoding="utf-8")
+    readings: list[bool] = []
+    real = fastyaml.parse_block
+    monkeypatch.setattr(fastyaml, "parse_block", lambda text, light=False: readings.append(light) or real(text, light))
+    result = pipeline.run_plan([str(path)], pipeline.ValidateOptions())
+    files = render_plan_files(result, timestamp="2026-01-01T00:00:00Z")
+    assert readings == [True]
+    assert result.findings and all(f.location is not None for f in result.findings if f.subject.kind != "spec")
+    assert "findings.sarif" in files
 
 
 def test_parse_yaml_falls_back_to_the_event_builder():

@@ -114,7 +114,7 @@ def load_files(files: list[tuple[Path, str]]) -> models.Spec:
     errors: list[Diagnostic] = []
     for path, name in files:
         try:
-            source = read_yaml(path, name)
+            source = read_yaml(path, name, light=True)
         except InputError as exc:
             errors.extend(exc.diagnostics)
             continue

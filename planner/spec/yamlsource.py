@@ -89,6 +89,7 @@ class SourceFile:
     data: object
     root: object = 0  # the position of the document's node (an int or a _Where)
     raw: bytes = b""  # the bytes as read: hashed, and kept in plan.json
+    light: bool = False  # read with the positions of deep keys and scalars left out (see parse_block)
 
     def _location(self, position) -> Location:
         at = _at(position)
@@ -96,22 +97,37 @@ class SourceFile:
 
     def locate(self, path: PathKey, *, key: bool = False) -> Location:
         """The location of ``path``, or of its nearest ancestor that exists."""
-        value, key_at, found_key = self.root, None, False
-        position = self.root
-        for part in path:
-            if not isinstance(position, _Where):
+        found = _walk(self.root, path, key)
+        if found is None:  # a position the light reading left out: read the text again, in full
+            from planner.spec.fastyaml import parse_block
+
+            self.root, self.light = parse_block(self.raw.decode("utf-8-sig"))[1], False
+            found = _walk(self.root, path, key)
+        return self._location(found)
+
+
+def _walk(root, path: PathKey, key: bool):
+    """The position of ``path`` (of its key, with ``key``) under ``root``, or
+    of its nearest ancestor that exists; None if a light reading left it out."""
+    value, key_at = root, root
+    position = root
+    for part in path:
+        if not isinstance(position, _Where):
+            break
+        children = position.values
+        if isinstance(children, dict):
+            if position.keys is None and (key or part not in children):
+                return None  # absent, or a scalar: only the full reading tells
+            if part not in children:
                 break
-            children = position.values
-            if isinstance(children, dict):
-                if part not in children:
-                    break
-                key_at, found_key = position.keys[part], True
-            elif not isinstance(part, int) or not 0 <= part < len(children):
-                break
-            position = value = children[part]
-        if key:
-            return self._location(key_at) if found_key else self._location(self.root)
-        return self._location(value)
+            if key:
+                key_at = position.keys[part]
+        elif not isinstance(part, int) or not 0 <= part < len(children):
+            break
+        elif children[part] is None:
+            return None
+        position = value = children[part]
+    return key_at if key else value
 
 
 def format_path(path: PathKey) -> str:
@@ -137,8 +153,8 @@ def _mark(at: int) -> yaml.Mark:
     return yaml.Mark("", 0, at // _COLUMNS, at % _COLUMNS, None, None)
 
 
-def read_yaml(path: Path, display: str | None = None) -> SourceFile:
-    """Read one spec file. Raises InputError with every problem it finds."""
+def read_yaml(path: Path, display: str | None = None, *, light: bool = False) -> SourceFile:
+    """Read one spec file (``light``: see :func:`parse_yaml`). Raises InputError with every problem it finds."""
     name = display or str(path)
     try:
         size = path.stat().st_size
@@ -155,11 +171,14 @@ def read_yaml(path: Path, display: str | None = None) -> SourceFile:
         raise InputError(
             "cannot read file", [Diagnostic(Location(name), f"cannot read file: {exc.strerror or exc}")]
         ) from exc
-    return parse_yaml(raw, name)
+    return parse_yaml(raw, name, light=light)
 
 
-def parse_yaml(raw: bytes, name: str) -> SourceFile:
-    """Parse bytes of one YAML document into a SourceFile."""
+def parse_yaml(raw: bytes, name: str, *, light: bool = False) -> SourceFile:
+    """Parse bytes of one YAML document into a SourceFile.
+
+    With ``light``, a block-style file keeps the positions of its deep keys
+    and scalars only if asked for one of them (:func:`~planner.spec.fastyaml.parse_block`)."""
     if len(raw) > MAX_FILE_BYTES:
         raise InputError("file too large", [Diagnostic(Location(name), f"file is larger than {MAX_FILE_BYTES:,} bytes")])
     try:
@@ -177,9 +196,9 @@ def parse_yaml(raw: bytes, name: str) -> SourceFile:
     # (returns None) for anything else and for every error.
     from planner.spec.fastyaml import parse_block  # imported here: it imports this module
 
-    fast = parse_block(text)
+    fast = parse_block(text, light)
     if fast is not None:
-        return SourceFile(name, fast[0], fast[1], raw=raw)
+        return SourceFile(name, fast[0], fast[1], raw=raw, light=light)
     try:
         data, root = _Builder(text, name).document()
     except yaml.MarkedYAMLError as exc:
