@@ -194,6 +194,7 @@ class Instance(_Frozen):
         return self
 
 
+@lru_cache(maxsize=4096)  # a spec names the same few models thousands of times
 def _key(name: str) -> str:
     """Lookup key: case-insensitive, with spaces and underscores read as dashes."""
     return re.sub(r"[\s_]+", "-", name.strip()).casefold()
