@@ -4,6 +4,7 @@ crosses, and where each dataset's data ends up (lineage).
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -154,17 +155,28 @@ def _trees_from(distances: bytes, sources: list[int], n: int) -> list[_Tree]:
 _worker: Server | None = None
 
 
-def start_route_worker() -> None:
+def start_route_worker(wait_for: int | None = None) -> None:
     """Start a forked copy that imports scipy now and computes the next large batch of routes.
 
     For a command about to read a large spec: the import (about 0.4 s with
     numpy) happens on the other core while this process reads the spec, and
     the Dijkstra runs while it works out lineage. Nothing happens where this
     process may not fork (``MEDPLAN_PARALLEL=0``, other threads, not Linux).
+
+    ``wait_for`` is the read end of a pipe whose write end only another
+    copy holds, busy on the other core (reading part of the spec): the
+    import waits for that copy to end.
     """
     global _worker
     if _worker is None:
-        _worker = Server.start(_import_scipy, lambda _, batch: _batch_distances(*batch))
+        _worker = Server.start(lambda: _start_after(wait_for), lambda _, batch: _batch_distances(*batch))
+
+
+def _start_after(wait_for: int | None) -> None:
+    if wait_for is not None:
+        while os.read(wait_for, 1 << 16):  # until the other copy ends (and its end of the pipe with it)
+            pass
+    _import_scipy()
 
 
 def _import_scipy() -> None:

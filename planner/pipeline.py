@@ -327,39 +327,56 @@ def replan(doc: dict, origin: str, options: ValidateOptions | None = None) -> Pl
 # From this many bytes of spec files, a site graph large enough for a batch
 # of routes is likely: a worker starts importing scipy while they are read.
 ROUTE_WORKER_FROM_BYTES = 4_000_000
+# From this many bytes, a file is read in two parts at once.
+TAIL_READ_FROM_BYTES = 2_000_000
 
 
 @contextmanager
-def _route_worker(files: list):
-    """Start the route worker (:func:`planner.graph.start_route_worker`) for large spec files; stop it if unused."""
+def _helpers(files: list):
+    """For large spec files: the route worker (:func:`planner.graph.start_route_worker`)
+    and, first on the other core, the second part of the largest file
+    (:class:`~planner.spec.yamlsource.TailRead`). Yields the tail reads by
+    path for :func:`load_files`; stops what is left unused."""
     from planner.graph import start_route_worker, stop_route_worker
+    from planner.spec.yamlsource import TailRead
 
+    tails: dict = {}
     if _spec_bytes(files) >= ROUTE_WORKER_FROM_BYTES:
-        start_route_worker()
+        path, size = max(((path, _file_bytes(path)) for path, _ in files), key=lambda found: found[1])
+        tail = TailRead.start(path, light=True) if size >= TAIL_READ_FROM_BYTES else None
+        if tail is not None:
+            tails[path] = tail
+        start_route_worker(wait_for=tail.done if tail is not None else None)
     try:
-        yield
+        yield tails
     finally:
+        for tail in tails.values():
+            tail.close()
         stop_route_worker()
 
 
 def _spec_bytes(files: list) -> int:
     """The size of the spec files (0 if they cannot be read: loading says why)."""
+    return sum(_file_bytes(path) for path, _ in files)
+
+
+def _file_bytes(path) -> int:
     try:
-        return sum(path.stat().st_size for path, _ in files if path.is_file())
+        return path.stat().st_size if path.is_file() else 0
     except OSError:
         return 0
 
 
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
     files = expand_paths(list(paths))
-    with _route_worker(files):
-        return validate(load_files(files), options)
+    with _helpers(files) as tails:
+        return validate(load_files(files, tails), options)
 
 
 def run_plan(paths: list[str], options: ValidateOptions) -> PlanResult:
     files = expand_paths(list(paths))
-    with _route_worker(files):
-        return plan(load_files(files), options)
+    with _helpers(files) as tails:
+        return plan(load_files(files, tails), options)
 
 
 __all__ = ["replan", "PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_plan", "run_validate", "validate"]

@@ -59,6 +59,24 @@ def failing_in_copies(real, message: str):
 
 
 @pytest.fixture
+def may_fork():
+    """Skips where this test process may not fork (another thread, not Linux);
+    afterwards, the route worker is stopped and no forked copy is left."""
+    import sys
+    import threading
+
+    import planner.graph as graph_module
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("forked copies are made on Linux only")
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: no fork")
+    yield
+    graph_module.stop_route_worker()
+    assert not child_pids()
+
+
+@pytest.fixture
 def forks(monkeypatch) -> list[int]:
     """Counts the forks this test makes: one entry per os.fork() call."""
     made: list[int] = []

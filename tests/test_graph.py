@@ -6,8 +6,6 @@ from a batch through scipy, and the same data reach."""
 from __future__ import annotations
 
 import random
-import sys
-import threading
 import time
 from types import SimpleNamespace
 
@@ -191,17 +189,6 @@ def test_derive_gives_the_same_flows_with_a_batch(tmp_path, monkeypatch):
     assert batch.flows == python.flows
     assert [type(f.route.latency_ms) for f in batch.flows if f.route] == [
         type(f.route.latency_ms) for f in python.flows if f.route]
-
-
-@pytest.fixture
-def may_fork():
-    if not sys.platform.startswith("linux"):
-        pytest.skip("the route worker is a forked process, on Linux only")
-    if threading.active_count() > 1:
-        pytest.skip("another thread runs in this test process: no fork")
-    yield
-    graph_module.stop_route_worker()
-    assert not child_pids()
 
 
 def _distinct_spec(seed: int) -> SimpleNamespace:

@@ -12,6 +12,7 @@ that step outside it.
 
 from __future__ import annotations
 
+import marshal
 import math
 from pathlib import Path
 
@@ -84,7 +85,40 @@ def check(text: str) -> bool:
     assert _same_data(fast[0], slow[0]), f"data differs:\n{text!r}\nfast {fast[0]!r}\nslow {slow[0]!r}"
     assert _same_positions(fast[1], slow[1]), f"positions differ:\n{text!r}"
     _check_light(text, fast)
+    _check_split(text, fast)
     return True
+
+
+def _check_split(text: str, whole) -> bool:
+    """Read in two parts (each packed as the copy sends it back) and joined,
+    ``text`` gives what reading it whole gives; whether it had two parts."""
+    parts = fastyaml.split(text)
+    if parts is None:
+        return False
+    head, tail, first_line, key = parts
+    assert head + "\n" + tail.split("\n", 1)[1] == text
+    for light in (False, True):
+        found = [fastyaml.parse_block(head, light), fastyaml.parse_block(tail, light, first_line)]
+        if None in found:  # a part the line reader declines: the whole is read instead
+            continue
+        joined = fastyaml.join(found[0], fastyaml.unpack(marshal.loads(marshal.dumps(fastyaml.pack(found[1])))), key)
+        expected = whole if not light else parse_block(text, True)
+        assert joined is not None and _same_data(joined[0], expected[0]), text
+        assert _same_light_positions(joined[1], expected[1]), text
+    return True
+
+
+def _same_light_positions(a, b) -> bool:
+    """Positions as _same_positions compares them, light ones (keys None, items None) included."""
+    if type(a) is not type(b):
+        return False
+    if not isinstance(a, _Where):
+        return a == b
+    if a.at != b.at or a.keys != b.keys or type(a.values) is not type(b.values) or len(a.values) != len(b.values):
+        return False
+    if isinstance(a.values, dict):
+        return list(a.values) == list(b.values) and all(_same_light_positions(a.values[k], b.values[k]) for k in a.values)
+    return all(map(_same_light_positions, a.values, b.values))
 
 
 def _paths(data, path=()):
@@ -158,6 +192,37 @@ def test_every_yaml_file_in_the_repository():
 @pytest.mark.parametrize("sites, workloads, seed", [(1, 1, 1), (3, 10, 2), (20, 100, 3), (60, 400, 7)])
 def test_generated_specs_are_read_by_the_line_reader(sites, workloads, seed):
     assert check(generate_yaml(sites, workloads, seed))
+
+
+@pytest.mark.parametrize("sites, workloads, seed", [(3, 10, 2), (60, 400, 7)])
+def test_a_large_spec_is_read_in_two_parts_as_it_is_whole(sites, workloads, seed):
+    """The second part begins at an item of the section 60 % of the lines in (or of the next)."""
+    text = generate_yaml(sites, workloads, seed)
+    assert _check_split(text, parse_block(text))
+    head, tail, first_line, key = fastyaml.split(text)
+    assert key in ("workloads", "flows") and tail.startswith(f"{key}:\n- id: ") and first_line == head.count("\n")
+    assert head.count("\n") >= 0.6 * text.count("\n") - 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        MINIMAL,  # no section runs past 60 % of the lines with items
+        "a:\n  b: 1\n" * 3 + "c:\n" + "  d: 1\n" * 10,  # a mapping, not a sequence
+        "x: 1\n" * 10 + "s: [1, 2]\n",  # a flow sequence
+    ],
+)
+def test_a_file_without_a_section_of_items_there_is_read_whole(text):
+    assert fastyaml.split(text) is None
+
+
+def test_parts_that_do_not_fit_together_are_read_whole():
+    """A section in both parts (or a duplicate key) is the whole reading's to explain."""
+    text = "a: 1\nitems:\n" + "".join(f"- id: i{n}\n" for n in range(20)) + "a: 2\n"
+    head, tail, first_line, key = fastyaml.split(text)
+    assert fastyaml.join(parse_block(head), parse_block(tail, False, first_line), key) is None
+    with pytest.raises(InputError, match="duplicate key 'a'"):
+        parse_yaml(text.encode(), "twice.yaml")
 
 
 def test_parse_yaml_reads_block_style_without_the_event_builder(monkeypatch):

@@ -117,7 +117,7 @@ def _digest(line: str, cache: dict) -> tuple | None:
 LIGHT_FROM_DEPTH = 2
 
 
-def parse_block(text: str, light: bool = False) -> tuple[dict, _Where] | None:
+def parse_block(text: str, light: bool = False, first_line: int = 0) -> tuple[dict, _Where] | None:
     """``_Builder(text, name).document()`` for block-style ``text`` whose top
     level is a mapping; None if the text is not (certainly) of that kind.
 
@@ -125,14 +125,12 @@ def parse_block(text: str, light: bool = False) -> tuple[dict, _Where] | None:
     :data:`LIGHT_FROM_DEPTH` levels down are left out: their mappings'
     ``_Where`` has no ``keys`` and a sequence holds None for such an item.
     Reading a big spec takes about 15 % less time so; ``SourceFile`` reads the
-    text again in full if it is ever asked where one of them is."""
-    if not _printable(text):
-        return None
-    lines = text.split("\n")
-    # A line adds at most three block nodes; a flow collection adds itself
-    # and at most one item per ',' and per collection in it.
-    nodes = 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{"))
-    if nodes > MAX_NODES or max(map(len, lines)) > MAX_SCALAR_CHARS:
+    text again in full if it is ever asked where one of them is.
+
+    ``first_line`` is the number of the text's first line in its file (the
+    second part of a file read in two, see :func:`split`)."""
+    lines = _lines(text)
+    if lines is None:
         return None
     columns = _COLUMNS
     cache: dict = {}  # plain text -> its value
@@ -151,7 +149,7 @@ def parse_block(text: str, light: bool = False) -> tuple[dict, _Where] | None:
     # key (-1 when there is none: after `key:`, in a sequence).
     expect = -1
     started = False  # a leading "---" was read
-    for number, line in enumerate(lines):
+    for number, line in enumerate(lines, first_line):
         digest = digests.get(line)
         if digest is None:
             digest = digests[line] = _digest(line, cache)
@@ -253,6 +251,108 @@ def parse_block(text: str, light: bool = False) -> tuple[dict, _Where] | None:
     if root is None:
         return None
     return result, root
+
+
+def _lines(text: str) -> list[str] | None:
+    """The lines of ``text``, if the line reader may read it: only text and
+    line feeds, and within the limits on nodes and scalars."""
+    if not _printable(text):
+        return None
+    lines = text.split("\n")
+    # A line adds at most three block nodes; a flow collection adds itself
+    # and at most one item per ',' and per collection in it.
+    nodes = 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{"))
+    if nodes > MAX_NODES or max(map(len, lines)) > MAX_SCALAR_CHARS:
+        return None
+    return lines
+
+
+# A large file may be read in two parts at once (see yamlsource.TailRead):
+# the second begins at the first item, from this fraction of the lines on,
+# of the top-level section there. It is the smaller part: its lines (flows,
+# last in most specs) repeat less, and it must still be sent back.
+SPLIT_AT = 0.6
+_SECTION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): *")  # a top-level key whose block follows
+_ITEM = re.compile(r"( *)-(?: |$)")
+
+
+def split(text: str) -> tuple[str, str, int, str] | None:
+    """Where block-style ``text`` may be read in two parts at once: (the
+    first part, the second, the number of the second's first line, the
+    section KEY it is in). The second part is the line ``KEY:`` then the
+    rest of the text from an item (not the first) of top-level section KEY
+    on, so each part is a document :func:`parse_block` reads; :func:`join`
+    makes them one. None if no such item comes at or after :data:`SPLIT_AT`."""
+    lines = _lines(text)
+    if lines is None:
+        return None
+    at = int(len(lines) * SPLIT_AT)
+    top = at
+    while top > 0 and (not lines[top] or lines[top][0] in " -#"):
+        top -= 1
+    section = dash = None  # the section's key line, and the indentation of its items' dashes
+    for n in range(top, len(lines)):
+        line = lines[n]
+        if line and line[0] not in " -#":  # a top-level key: the next section
+            section, dash = _SECTION.fullmatch(line), None
+            continue
+        if section is None or not line.strip() or line.lstrip().startswith("#"):
+            continue
+        item = _ITEM.match(line)
+        if dash is None:  # the section's first entry: is it a sequence?
+            section, dash = (section, item.group(1)) if item is not None else (None, None)
+        elif n >= at and item is not None and item.group(1) == dash:
+            key = section.group(1)
+            return "\n".join(lines[:n]), f"{key}:\n" + "\n".join(lines[n:]), n - 1, key
+    return None
+
+
+def join(head: tuple[dict, _Where], tail: tuple[dict, _Where], key: str) -> tuple[dict, _Where] | None:
+    """The two parts of :func:`split` as read by :func:`parse_block`, as one
+    (what reading the whole text gives); None where they do not fit together
+    (a section in both parts: the whole text's reading decides)."""
+    (data, root), (more, more_root) = head, tail
+    items, where = data.get(key), root.values.get(key)
+    extra, extra_where = more.get(key), more_root.values.get(key)
+    if not (type(items) is type(extra) is list and isinstance(where, _Where) and isinstance(extra_where, _Where)):
+        return None
+    if list(data)[-1] != key or any(k in data for k in more if k != key):
+        return None
+    items.extend(extra)
+    where.values.extend(extra_where.values)
+    for k, value in more.items():
+        if k != key:
+            data[k] = value
+            root.values[k] = more_root.values[k]
+            root.keys[k] = more_root.keys[k]
+    return data, root
+
+
+def pack(found: tuple[dict, _Where]) -> tuple:
+    """:func:`parse_block`'s result as plain data (for ``marshal``): each
+    position of a collection as (at, children, keys)."""
+
+    def plain(where):
+        if type(where) is not _Where:
+            return where
+        values = where.values
+        children = {k: plain(v) for k, v in values.items()} if type(values) is dict else [plain(v) for v in values]
+        return where.at, children, where.keys
+
+    return found[0], plain(found[1])
+
+
+def unpack(packed: tuple) -> tuple[dict, _Where]:
+    """What :func:`pack` was given."""
+
+    def where(position):
+        if type(position) is not tuple:
+            return position
+        at, values, keys = position
+        children = {k: where(v) for k, v in values.items()} if type(values) is dict else [where(v) for v in values]
+        return _Where(at, children, keys)
+
+    return packed[0], where(packed[1])
 
 
 def _value(text: str, at: int, depth: int, cache: dict) -> tuple[object, object] | None:

@@ -107,14 +107,16 @@ def load_spec(paths: list[str | Path] | str | Path) -> models.Spec:
     return load_files(expand_paths(list(paths)))
 
 
-def load_files(files: list[tuple[Path, str]]) -> models.Spec:
-    """:func:`load_spec` of files already listed by :func:`expand_paths`."""
+def load_files(files: list[tuple[Path, str]], tails: dict | None = None) -> models.Spec:
+    """:func:`load_spec` of files already listed by :func:`expand_paths`
+    (``tails``: the second parts of some, being read elsewhere, by path;
+    see :class:`~planner.spec.yamlsource.TailRead`)."""
     sources: list[SourceFile] = []
     inputs: list[InputFile] = []
     errors: list[Diagnostic] = []
     for path, name in files:
         try:
-            source = read_yaml(path, name, light=True)
+            source = read_yaml(path, name, light=True, tail=(tails or {}).get(path))
         except InputError as exc:
             errors.extend(exc.diagnostics)
             continue

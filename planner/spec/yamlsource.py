@@ -10,6 +10,7 @@ can exhaust the machine.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,8 +154,85 @@ def _mark(at: int) -> yaml.Mark:
     return yaml.Mark("", 0, at // _COLUMNS, at % _COLUMNS, None, None)
 
 
-def read_yaml(path: Path, display: str | None = None, *, light: bool = False) -> SourceFile:
-    """Read one spec file (``light``: see :func:`parse_yaml`). Raises InputError with every problem it finds."""
+class TailRead:
+    """The second part of a large block-style file (``fastyaml.split``),
+    read by a forked copy of this process while this one reads the first.
+
+    Started before the spec is loaded, for its largest file; :func:`parse_yaml`
+    then reads the first part and joins the two, the same data and positions
+    as reading the whole. Whatever goes wrong (the file changed, the copy
+    failed or took too long, the parts do not fit) ends in the whole file
+    being read here, as without it. ``done`` is the read end of a pipe that
+    reaches its end when the copy does (:func:`planner.graph.start_route_worker`
+    waits for it).
+    """
+
+    TIMEOUT = 30.0  # at least this long for the copy, and four times the first part's time
+
+    def __init__(self, text: str, head: str, key: str, light: bool, forked, done: int):
+        self.text, self.head, self.key, self.light = text, head, key, light
+        self.forked = forked
+        self.done: int | None = done
+
+    @classmethod
+    def start(cls, path: Path, light: bool = False) -> TailRead | None:
+        """Start reading the second part of the file at ``path``; None where
+        it has no second part, or no copy can be made."""
+        import marshal
+
+        from planner.process import Forked, can_fork
+        from planner.spec.fastyaml import pack, parse_block, split
+
+        if not can_fork():
+            return None
+        try:
+            if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+                return None
+            text = path.read_bytes().decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            return None  # reading it whole says why
+        parts = split(text)
+        if parts is None:
+            return None
+        head, tail, first_line, key = parts
+        done, holding = os.pipe()  # the copy holds the write end until it ends
+        forked = Forked.start(lambda: marshal.dumps(pack(parse_block(tail, light, first_line))))
+        os.close(holding)
+        if forked is None:
+            os.close(done)
+            return None
+        return cls(text, head, key, light, forked, done)
+
+    def read(self, text: str, light: bool) -> tuple[dict, _Where] | None:
+        """``parse_block(text, light)`` from the two parts, or None (read it whole then)."""
+        import marshal
+        import time
+
+        from planner.spec.fastyaml import join, parse_block, unpack
+
+        try:
+            if text != self.text or light != self.light:
+                return None
+            started = time.monotonic()
+            head = parse_block(self.head, light)
+            packed = self.forked.result(timeout=max(self.TIMEOUT, 4 * (time.monotonic() - started)))
+            if head is None or packed is None:
+                return None
+            return join(head, unpack(marshal.loads(packed)), self.key)
+        except Exception:  # noqa: BLE001 - a tail that cannot be read: read it whole
+            return None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.forked.close()
+        if self.done is not None:
+            os.close(self.done)
+            self.done = None
+
+
+def read_yaml(path: Path, display: str | None = None, *, light: bool = False, tail: TailRead | None = None) -> SourceFile:
+    """Read one spec file (``light`` and ``tail``: see :func:`parse_yaml`). Raises InputError with every problem it finds."""
     name = display or str(path)
     try:
         size = path.stat().st_size
@@ -171,14 +249,15 @@ def read_yaml(path: Path, display: str | None = None, *, light: bool = False) ->
         raise InputError(
             "cannot read file", [Diagnostic(Location(name), f"cannot read file: {exc.strerror or exc}")]
         ) from exc
-    return parse_yaml(raw, name, light=light)
+    return parse_yaml(raw, name, light=light, tail=tail)
 
 
-def parse_yaml(raw: bytes, name: str, *, light: bool = False) -> SourceFile:
+def parse_yaml(raw: bytes, name: str, *, light: bool = False, tail: TailRead | None = None) -> SourceFile:
     """Parse bytes of one YAML document into a SourceFile.
 
     With ``light``, a block-style file keeps the positions of its deep keys
-    and scalars only if asked for one of them (:func:`~planner.spec.fastyaml.parse_block`)."""
+    and scalars only if asked for one of them (:func:`~planner.spec.fastyaml.parse_block`).
+    ``tail``: the second part of this file, read elsewhere (:class:`TailRead`)."""
     if len(raw) > MAX_FILE_BYTES:
         raise InputError("file too large", [Diagnostic(Location(name), f"file is larger than {MAX_FILE_BYTES:,} bytes")])
     try:
@@ -196,7 +275,9 @@ def parse_yaml(raw: bytes, name: str, *, light: bool = False) -> SourceFile:
     # (returns None) for anything else and for every error.
     from planner.spec.fastyaml import parse_block  # imported here: it imports this module
 
-    fast = parse_block(text, light)
+    fast = tail.read(text, light) if tail is not None else None
+    if fast is None:
+        fast = parse_block(text, light)
     if fast is not None:
         return SourceFile(name, fast[0], fast[1], raw=raw, light=light)
     try:
