@@ -196,12 +196,12 @@ def test_generated_specs_are_read_by_the_line_reader(sites, workloads, seed):
 
 @pytest.mark.parametrize("sites, workloads, seed", [(3, 10, 2), (60, 400, 7)])
 def test_a_large_spec_is_read_in_two_parts_as_it_is_whole(sites, workloads, seed):
-    """The second part begins at an item of the section 60 % of the lines in (or of the next)."""
+    """The second part begins at an item of the section 70 % of the lines in (or of the next)."""
     text = generate_yaml(sites, workloads, seed)
     assert _check_split(text, parse_block(text))
     head, tail, first_line, key = fastyaml.split(text)
     assert key in ("workloads", "flows") and tail.startswith(f"{key}:\n- id: ") and first_line == head.count("\n")
-    assert head.count("\n") >= 0.6 * text.count("\n") - 1
+    assert head.count("\n") >= fastyaml.SPLIT_AT * text.count("\n") - 1
 
 
 @pytest.mark.parametrize(
