@@ -195,7 +195,10 @@ class TailRead:
         if parts is None:
             return None
         head, tail, first_line, key = parts
-        done, holding = os.pipe()  # the copy holds the write end until it ends
+        try:
+            done, holding = os.pipe()  # the copy holds the write end until it ends
+        except OSError:
+            return None
         forked = Forked.start(lambda: marshal.dumps(pack(parse_block(tail, light, first_line))))
         os.close(holding)
         if forked is None:
