@@ -80,6 +80,7 @@ def check(text: str) -> bool:
     fast = parse_block(text)
     slow = _builder(text)
     if fast is None:
+        assert not _joined(text), f"read in two parts what is declined whole:\n{text!r}"
         return False
     assert not isinstance(slow, Exception), f"accepted what _Builder refuses ({slow}):\n{text!r}"
     assert _same_data(fast[0], slow[0]), f"data differs:\n{text!r}\nfast {fast[0]!r}\nslow {slow[0]!r}"
@@ -87,6 +88,16 @@ def check(text: str) -> bool:
     _check_light(text, fast)
     _check_split(text, fast)
     return True
+
+
+def _joined(text: str) -> bool:
+    """Whether ``text`` read in two parts and joined gives a result."""
+    parts = fastyaml.split(text)
+    if parts is None:
+        return False
+    head, tail, first_line, key = parts
+    found = [parse_block(head), parse_block(tail, False, first_line)]
+    return None not in found and fastyaml.join(found[0], found[1], key) is not None
 
 
 def _check_split(text: str, whole) -> bool:
