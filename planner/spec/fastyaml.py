@@ -284,28 +284,31 @@ def split(text: str) -> tuple[str, str, int, str] | None:
     rest of the text from an item (not the first) of top-level section KEY
     on, so each part is a document :func:`parse_block` reads; :func:`join`
     makes them one. None if no such item comes at or after :data:`SPLIT_AT`."""
-    lines = _lines(text)
-    if lines is None:
+    # Each part is checked as the line reader checks a text (characters,
+    # line lengths), but the limit on nodes is the whole text's.
+    lines = text.split("\n")
+    if 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{")) > MAX_NODES:
         return None
     at = int(len(lines) * SPLIT_AT)
     top = at
     while top > 0 and (not lines[top] or lines[top][0] in " -#"):
         top -= 1
     section = dash = None  # the section's key line, and the indentation of its items' dashes
-    for n in range(top, len(lines)):
+    n = top
+    while n < len(lines):
         line = lines[n]
         if line and line[0] not in " -#":  # a top-level key: the next section
             section, dash = _SECTION.fullmatch(line), None
-            continue
-        if section is None or not line.strip() or line.lstrip().startswith("#"):
-            continue
-        item = _ITEM.match(line)
-        if dash is None:  # the section's first entry: is it a sequence?
-            section, dash = (section, item.group(1)) if item is not None else (None, None)
-        elif n >= at and item is not None and item.group(1) == dash:
-            key = section.group(1)
-            cut = sum(map(len, lines[:n])) + n  # where line n begins
-            return text[: cut - 1], f"{key}:\n" + text[cut:], n - 1, key
+        elif section is not None and line.strip() and not line.lstrip().startswith("#"):
+            item = _ITEM.match(line)
+            if dash is None:  # the section's first entry: is it a sequence?
+                section, dash = (section, item.group(1)) if item is not None else (None, None)
+                n = max(n, at - 1)  # no section starts between `top` and `at`: look on from `at`
+            elif n >= at and item is not None and item.group(1) == dash:
+                key = section.group(1)
+                cut = sum(map(len, lines[:n])) + n  # where line n begins
+                return text[: cut - 1], f"{key}:\n" + text[cut:], n - 1, key
+        n += 1
     return None
 
 
