@@ -5,7 +5,7 @@ generated specs, the plan's gap, and growth between sizes.
     python bench/run.py                     # 10x100, 40x400, 100x1000, 300x3000, 1000x10000
     python bench/run.py --sizes 10x100 100x1000 --seed 3
 
-Each size runs in a fresh process so peak memory (ru_maxrss) belongs to it.
+Each size runs in a fresh process so peak memory (its VmHWM) belongs to it.
 Besides the stages (run one after another in that process), the table shows
 the commands a user runs, end to end in their own process: `medplan
 validate` and `medplan plan --out`, each run --runs times (3) in turn, the

@@ -341,9 +341,10 @@ def _helpers(files: list):
     from planner.spec.yamlsource import TailRead
 
     tails: dict = {}
-    if _spec_bytes(files) >= ROUTE_WORKER_FROM_BYTES:
-        path, size = max(((path, _file_bytes(path)) for path, _ in files), key=lambda found: found[1])
-        tail = TailRead.start(path, light=True) if size >= TAIL_READ_FROM_BYTES else None
+    sizes = {path: _file_bytes(path) for path, _ in files}
+    if sum(sizes.values()) >= ROUTE_WORKER_FROM_BYTES:
+        path = max(sizes, key=sizes.__getitem__)
+        tail = TailRead.start(path, light=True) if sizes[path] >= TAIL_READ_FROM_BYTES else None
         if tail is not None:
             tails[path] = tail
         start_route_worker(wait_for=tail.done if tail is not None else None)
@@ -355,12 +356,8 @@ def _helpers(files: list):
         stop_route_worker()
 
 
-def _spec_bytes(files: list) -> int:
-    """The size of the spec files (0 if they cannot be read: loading says why)."""
-    return sum(_file_bytes(path) for path, _ in files)
-
-
 def _file_bytes(path) -> int:
+    """The size of a spec file (0 if it cannot be read: loading says why)."""
     try:
         return path.stat().st_size if path.is_file() else 0
     except OSError:
