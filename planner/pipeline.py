@@ -111,7 +111,10 @@ class _Run:
     violations: list = field(default_factory=list)
 
 
-def _start(spec: Spec, options: ValidateOptions | None) -> _Run:
+def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False) -> _Run:
+    """Load the policies, derive the facts and build the validate document
+    (``stream``: the engine is given its parts as they are built, see
+    :meth:`~planner.policy.engine.RegorusEngine.stream`)."""
     from planner.facts import derive
     from planner.policy.document import validate_document
 
@@ -119,8 +122,7 @@ def _start(spec: Spec, options: ValidateOptions | None) -> _Run:
     fail_on = Severity(options.fail_on) if options.fail_on else spec.policies.fail_on
     sources = sources_of(spec)
     run = _Run(spec, options, ValidationResult(inputs=sources.inputs, engine={"name": "none", "bundle_revision": None}, fail_on=fail_on))
-    run.facts = derive(spec)
-    run.document = validate_document(run.facts)
+    emit = None
     if options.policies:
         run.policies = _policies_for(spec, options)
         engine = run.policies.engine
@@ -130,6 +132,9 @@ def _start(spec: Spec, options: ValidateOptions | None) -> _Run:
             "bundle_revision": run.policies.revision,
         }
         run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
+        emit = getattr(engine, "stream", None) if stream else None
+    run.facts = derive(spec)
+    run.document = validate_document(run.facts, emit)
     return run
 
 
@@ -158,7 +163,9 @@ def validate(spec: Spec, options: ValidateOptions | None = None) -> ValidationRe
     """Check a loaded spec against its policies (validate stage)."""
     from planner.policy.evaluate import evaluate_stage
 
-    run = _start(spec, options)
+    # The rules wait for the whole document: its parts are read on the other
+    # core (if a helper was started) while the next is built.
+    run = _start(spec, options, stream=True)
     try:
         if run.policies is not None:
             run.violations, _ = evaluate_stage(run.policies, "validate", run.document, strict=run.options.strict)
@@ -332,12 +339,15 @@ TAIL_READ_FROM_BYTES = 2_000_000
 
 
 @contextmanager
-def _helpers(files: list):
-    """For large spec files: the route worker (:func:`planner.graph.start_route_worker`)
-    and, first on the other core, the second part of the largest file
+def _helpers(files: list, input_helper: bool = False):
+    """For large spec files: the route worker (:func:`planner.graph.start_route_worker`),
+    with ``input_helper`` the reader of the policies' input
+    (:func:`planner.policy.engine.start_input_helper`), and, first on the
+    other core, the second part of the largest file
     (:class:`~planner.spec.yamlsource.TailRead`). Yields the tail reads by
     path for :func:`load_files`; stops what is left unused."""
     from planner.graph import start_route_worker, stop_route_worker
+    from planner.policy.engine import start_input_helper, stop_input_helper
     from planner.spec.yamlsource import TailRead
 
     tails: dict = {}
@@ -348,12 +358,15 @@ def _helpers(files: list):
         if tail is not None:
             tails[path] = tail
         start_route_worker(wait_for=tail.done if tail is not None else None)
+        if input_helper:
+            start_input_helper()
     try:
         yield tails
     finally:
         for tail in tails.values():
             tail.close()
         stop_route_worker()
+        stop_input_helper()
 
 
 def _file_bytes(path) -> int:
@@ -366,7 +379,7 @@ def _file_bytes(path) -> int:
 
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
     files = expand_paths(list(paths))
-    with _helpers(files) as tails:
+    with _helpers(files, input_helper=True) as tails:
         return validate(load_files(files, tails), options)
 
 

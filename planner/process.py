@@ -171,10 +171,12 @@ class Server:
     for each request, in order. Requests and answers go pickled through
     pipes, each after its length.
 
-    At most one request is outstanding: :meth:`ask` first takes in the answer
-    to the one before, so neither process can block writing to a full pipe
-    while the other does too. Sending and answering may be given a time
-    limit. The copy ends when stopped, when this process ends (its end of the
+    At most one request with an answer of any size is outstanding: the next
+    request waits until its answer is taken in, so neither process can block
+    writing to a full pipe while the other does too. A request whose answer
+    is a few bytes may be sent with :meth:`post`, and the next one does not
+    wait for that: the pipe has room for many such answers. Sending and
+    answering may be given a time limit. The copy ends when stopped, when this process ends (its end of the
     request pipe closes), when ``setup`` or ``answer`` raises, or when a time
     limit passes; what the copy held is then lost, and asking for an answer
     raises :class:`ServerLost`.
@@ -186,6 +188,7 @@ class Server:
         self.answers: int | None = answers
         self._asked = 0  # tickets handed out
         self._read = 0  # answers taken in
+        self._last_ask = -1  # ticket of the last request sent with ask
         self._kept: dict[int, object] = {}
 
     @classmethod
@@ -206,8 +209,16 @@ class Server:
 
     def ask(self, request, timeout: float | None = None) -> int:
         """Send ``request`` (within ``timeout`` seconds); the ticket to collect its answer with."""
+        self._last_ask = self.post(request, timeout)
+        return self._last_ask
+
+    def post(self, request, timeout: float | None = None) -> int:
+        """Send ``request``, whose answer is a few bytes (within ``timeout``
+        seconds); the ticket to collect its answer with. Sending waits for
+        the answer to the last request sent with :meth:`ask`, not for those
+        of posts; a large request also waits until the copy reads it."""
         deadline = _deadline(timeout)
-        while self._read < self._asked:
+        while self._read <= self._last_ask:
             self._take(deadline)
         if self.requests is None:
             raise ServerLost("the server was stopped")

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from planner.generate import generate_yaml
 from planner.policy.engine import RegorusEngine, input_json
 from tests.conftest import child_pids
 
@@ -179,7 +180,6 @@ def test_input_json_writes_what_orjson_refuses():
 
 def test_plan_finds_the_same_with_the_validate_stage_in_the_background(background, forks, monkeypatch, tmp_path):
     from planner import pipeline
-    from planner.generate import generate_yaml
 
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
@@ -191,3 +191,95 @@ def test_plan_finds_the_same_with_the_validate_stage_in_the_background(backgroun
     here = pipeline.run_plan([str(path)], pipeline.ValidateOptions())
     assert away.findings == here.findings and any(f.rule.startswith("MP-PLAT-") for f in here.findings)
     assert away.plan.placements == here.plan.placements and len(forks) == 1
+
+
+@pytest.fixture
+def helper(may_fork):
+    """A started input helper, as ``medplan validate`` starts one for a large spec."""
+    from planner.policy.engine import start_input_helper
+
+    start_input_helper()
+    assert len(child_pids()) == 1
+
+
+def _streamed(engine: RegorusEngine, document: dict, keys: list[str]) -> None:
+    for key in keys:
+        engine.stream({key: document[key]})
+
+
+def test_a_document_read_in_parts_answers_as_here(documents, helper, forks):
+    validate, plan = documents
+    engine = _engine()
+    _streamed(engine, validate, ["sites", "workloads"])  # "medplan" is sent with the document
+    other = {"medplan": {"stage": "placement"}, "sites": {}}
+    engine.set_input(other)  # not the streamed document: read here, the parts wait
+    assert _submitted(engine) == _fresh_answers(other)
+    engine.set_input(validate)
+    assert _submitted(engine) == _fresh_answers(validate)
+    assert type(engine._current).__name__ == "_RemoteInput"
+    engine.set_input(plan)  # repeats the streamed document: an overlay there
+    assert _submitted(engine) == _fresh_answers(plan) and type(engine._current).__name__ == "_RemoteInput"
+    assert not forks  # the helper was forked before
+    engine.close()
+    assert not child_pids()
+
+
+def test_parts_that_are_not_the_documents_are_not_used(documents, helper):
+    validate, _ = documents
+    engine = _engine()
+    engine.stream({"sites": dict(validate["sites"])})  # equal, but not the very value
+    engine.set_input(validate)
+    assert _submitted(engine) == _fresh_answers(validate) and type(engine._current).__name__ == "_Input"
+    engine.close()
+
+
+def test_a_helper_that_ends_loses_no_answer(documents, helper):
+    validate, plan = documents
+
+    def killed(engine: RegorusEngine) -> None:
+        [server] = engine._servers
+        os.kill(server.forked.pid, signal.SIGKILL)
+        os.waitpid(server.forked.pid, 0)
+        server.forked.pid = None
+
+    from planner.policy.engine import start_input_helper
+
+    for at in range(4):  # after the first part, after the second, after the document, after the overlay
+        if at:
+            start_input_helper()
+        engine = _engine()
+        steps = [lambda: engine.stream({"sites": validate["sites"]}), lambda: engine.stream({"workloads": validate["workloads"]}),
+                 lambda: engine.set_input(validate), lambda: engine.set_input(plan)]
+        for n, step in enumerate(steps):
+            step()
+            if n == at:
+                killed(engine)
+        assert _submitted(engine) == _fresh_answers(plan)
+        assert not engine._servers and not child_pids()
+
+
+def test_without_a_helper_parts_are_not_sent(documents, forks):
+    validate, _ = documents
+    engine = _engine()
+    engine.stream({"sites": validate["sites"]})
+    engine.set_input(validate)
+    assert _submitted(engine) == _fresh_answers(validate) and not forks
+
+
+def test_validate_reads_the_document_in_parts_and_finds_the_same(may_fork, monkeypatch, tmp_path, forks):
+    from planner import pipeline
+    from planner.policy import engine as engine_module
+
+    path = tmp_path / "g.yaml"
+    path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
+    monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
+    finished = []
+    real = engine_module._Stream.finish
+    monkeypatch.setattr(engine_module._Stream, "finish", lambda self, document: finished.append(list(self.sent)) or real(self, document))
+    parts = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
+    assert finished == [["pools", "datasets", "workloads", "flows", "sites", "links"]]
+    monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
+    here = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
+    assert len(finished) == 1
+    assert [(f.rule, f.subject, f.message, f.location) for f in parts.findings] == [(f.rule, f.subject, f.message, f.location) for f in here.findings]
+    assert parts.findings and not child_pids()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,33 @@ def test_a_server_keeps_its_state_and_answers_in_order(may_fork):
     server.stop()
     with pytest.raises(process.ServerLost):
         server.ask("d")
+
+
+def _slow(state: list, request):
+    if request == "sleep":
+        time.sleep(2)
+    state.append(request)
+    return list(state)
+
+
+def test_a_post_does_not_wait_for_the_answers_to_posts_before_it(may_fork):
+    server = process.Server.start(list, _slow)
+    first = server.post("sleep")
+    server.post("b", timeout=1)  # fits in the pipe: sent while the copy sleeps
+    assert server.answer(server.ask("c")) == ["sleep", "b", "c"]
+    assert server.answer(first) == ["sleep"]
+    server.ask("sleep")
+    with pytest.raises(process.ServerLost):  # after an ask, the next request waits for its answer
+        server.post("d", timeout=0.5)
+    assert not child_pids()
+
+
+def test_a_failing_post_is_seen_at_the_next_answer(may_fork):
+    server = process.Server.start(list, _count)
+    server.post("fail")
+    with pytest.raises(process.ServerLost, match="asked to fail"):
+        server.answer(server.ask("a"))
+    assert not child_pids()
 
 
 def test_a_failing_server_is_lost_and_gone(may_fork):

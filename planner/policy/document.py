@@ -8,6 +8,7 @@ rules read ``some id, flow in input.flows``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from planner import __version__
 from planner.facts import EU, Facts
@@ -21,8 +22,12 @@ def _enum(value):
     return getattr(value, "value", value)
 
 
-def validate_document(facts: Facts) -> dict:
-    """The input of validate-stage rules (and the base of plan-stage input)."""
+def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None) -> dict:
+    """The input of validate-stage rules (and the base of plan-stage input).
+
+    ``emit`` is given some of its top-level keys as soon as they are built
+    (:meth:`~planner.policy.engine.RegorusEngine.stream`): a dict of the very
+    values the document will hold."""
     spec = facts.spec
     phi_at: dict[str, list[str]] = {}
     for d in spec.datasets:
@@ -44,6 +49,82 @@ def validate_document(facts: Facts) -> dict:
             values[member] = found = getattr(member, "value", member)
             return found
 
+    pool_specs = {f"{s.id}/{p.id}": p for s in spec.sites for p in s.pools}
+    pools = {}
+    for p in facts.pools:
+        pools[p.key] = {
+            "key": p.key,
+            "site": p.site,
+            "id": p.id,
+            "gpu": p.gpu,
+            "generation": p.generation,
+            "memory_gb": p.memory_gb,
+            "gpus_per_node": p.gpus_per_node,
+            "nodes": p.nodes,
+            "elastic": p.elastic,
+            "capacity_gpus": p.capacity_gpus,
+            "instance": p.instance,
+            "isolation": pool_specs[p.key].isolation.value,
+            "cost_per_gpu_hour": p.cost_per_gpu_hour,
+            "price_origin": p.price_origin,
+        }
+    datasets = {}
+    lineage = facts.lineage
+    for d in spec.datasets:
+        reach = lineage[d.id]
+        personal = d.classification in PERSONAL
+        datasets[d.id] = {
+            "id": d.id,
+            "site": d.site,
+            "zone": zone_of.get(d.site) if d.site else None,
+            "system": value(d.system),
+            "classification": value(d.classification),
+            "phi": personal,
+            "personal": personal,
+            "subjects_zone": d.subjects_zone,
+            "eu_subjects": d.subjects_zone == EU,
+            "deidentification": value(d.deidentification),
+            "size_tb": d.size_tb,
+            "reaches_sites": reach["sites"],
+            "reaches_zones": reach["zones"],
+            "read_by": reach["workloads"],
+        }
+    workloads = {}
+    workload_data = facts.workload_data
+    gpu_ids: dict[str, str] = {}  # accelerator as written -> catalog id
+
+    def gpu_id(name: str) -> str:
+        found = gpu_ids.get(name)
+        if found is None:
+            gpu_ids[name] = found = facts.catalog.gpu(name).id
+        return found
+
+    for w in spec.workloads:
+        data = workload_data[w.id]
+        workloads[w.id] = {
+            "id": w.id,
+            "kind": value(w.kind),
+            "team": w.team,
+            "gpus": w.gpus,
+            "gpu_memory_gb": w.gpu_memory_gb,
+            "accelerators": sorted({gpu_id(name) for name in w.accelerators}),
+            "replicas": w.replicas,
+            "inputs": list(w.inputs),
+            "max_latency_ms": w.max_latency_ms,
+            "criticality": value(w.criticality),
+            "placement": w.placement.model_dump(mode="json"),
+            "model": w.model.model_dump(mode="json") if w.model else None,
+            "phi": data.phi,
+            "classifications": list(data.classifications),
+            "subjects_zones": list(data.subjects_zones),
+            "eu_subjects": EU in data.subjects_zones,
+            "input_sites": list(data.source_sites),
+            "transfer_mechanisms": list(data.transfer_mechanisms),
+        }
+    # The sections that flows add nothing to come first: an engine may read
+    # them (see ``emit``) while the flows are worked out.
+    if emit is not None:
+        emit({"pools": pools, "datasets": datasets, "workloads": workloads})
     receives: dict[str, list[str]] = {}
     link_flows: dict[str, list[str]] = {}
     flows = {}
@@ -109,25 +190,6 @@ def validate_document(facts: Facts) -> dict:
             "holds_phi": bool(phi_at.get(s.id) or receives.get(s.id)),
             "eu_personal_data": EU in facts.subjects_at.get(("site", s.id), set()),
         }
-    pool_specs = {f"{s.id}/{p.id}": p for s in spec.sites for p in s.pools}
-    pools = {}
-    for p in facts.pools:
-        pools[p.key] = {
-            "key": p.key,
-            "site": p.site,
-            "id": p.id,
-            "gpu": p.gpu,
-            "generation": p.generation,
-            "memory_gb": p.memory_gb,
-            "gpus_per_node": p.gpus_per_node,
-            "nodes": p.nodes,
-            "elastic": p.elastic,
-            "capacity_gpus": p.capacity_gpus,
-            "instance": p.instance,
-            "isolation": pool_specs[p.key].isolation.value,
-            "cost_per_gpu_hour": p.cost_per_gpu_hour,
-            "price_origin": p.price_origin,
-        }
     links = {}
     for link in spec.links:
         carried = sorted(link_flows.get(link.key, []))
@@ -144,59 +206,8 @@ def validate_document(facts: Facts) -> dict:
             "phi_flows": carried,
             "carries_phi": bool(carried),
         }
-    datasets = {}
-    lineage = facts.lineage
-    for d in spec.datasets:
-        reach = lineage[d.id]
-        personal = d.classification in PERSONAL
-        datasets[d.id] = {
-            "id": d.id,
-            "site": d.site,
-            "zone": zone_of.get(d.site) if d.site else None,
-            "system": value(d.system),
-            "classification": value(d.classification),
-            "phi": personal,
-            "personal": personal,
-            "subjects_zone": d.subjects_zone,
-            "eu_subjects": d.subjects_zone == EU,
-            "deidentification": value(d.deidentification),
-            "size_tb": d.size_tb,
-            "reaches_sites": reach["sites"],
-            "reaches_zones": reach["zones"],
-            "read_by": reach["workloads"],
-        }
-    workloads = {}
-    workload_data = facts.workload_data
-    gpu_ids: dict[str, str] = {}  # accelerator as written -> catalog id
-
-    def gpu_id(name: str) -> str:
-        found = gpu_ids.get(name)
-        if found is None:
-            gpu_ids[name] = found = facts.catalog.gpu(name).id
-        return found
-
-    for w in spec.workloads:
-        data = workload_data[w.id]
-        workloads[w.id] = {
-            "id": w.id,
-            "kind": value(w.kind),
-            "team": w.team,
-            "gpus": w.gpus,
-            "gpu_memory_gb": w.gpu_memory_gb,
-            "accelerators": sorted({gpu_id(name) for name in w.accelerators}),
-            "replicas": w.replicas,
-            "inputs": list(w.inputs),
-            "max_latency_ms": w.max_latency_ms,
-            "criticality": value(w.criticality),
-            "placement": w.placement.model_dump(mode="json"),
-            "model": w.model.model_dump(mode="json") if w.model else None,
-            "phi": data.phi,
-            "classifications": list(data.classifications),
-            "subjects_zones": list(data.subjects_zones),
-            "eu_subjects": EU in data.subjects_zones,
-            "input_sites": list(data.source_sites),
-            "transfer_mechanisms": list(data.transfer_mechanisms),
-        }
+    if emit is not None:
+        emit({"flows": flows, "sites": sites, "links": links})
     return {
         "medplan": {"version": __version__, "document": DOCUMENT_VERSION, "stage": "validate"},
         "metadata": spec.metadata.model_dump(mode="json"),

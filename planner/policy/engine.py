@@ -5,11 +5,12 @@ input and must return the same decision.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
@@ -96,17 +97,28 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 class _Input:
     """A compiled copy of the policies with an input read into it, plus the
-    ``with`` clause that puts a data overlay in place of some input keys."""
+    ``with`` clause that puts a data overlay in place of some input keys.
 
-    def __init__(self, engine, with_: str = "") -> None:
+    An input read in parts (see :class:`_InputServer`) is all in data:
+    ``parts`` says where each top-level key's value is, and every query is
+    evaluated ``with input as`` the object of them."""
+
+    def __init__(self, engine, with_: str = "", parts: dict[str, str] | None = None) -> None:
         self.engine = engine
+        self.parts = parts
+        if parts is not None:
+            with_ = " with input as {" + ", ".join(f"{json.dumps(key)}: {ref}" for key, ref in parts.items()) + "}"
         self.with_ = with_
 
-    def overlay(self, text: str, with_: str) -> _Input:
-        """A copy whose data also holds ``text`` (an overlay), evaluated with ``with_``."""
+    def overlay(self, text: str, replaced: list[str]) -> _Input:
+        """A copy whose data also holds ``text``, the new values of the top-level
+        keys ``replaced``, evaluated with those in place."""
         engine = self.engine.clone()
         engine.add_data_json(text)
-        return _Input(engine, with_)
+        overlay = RegorusEngine.OVERLAY
+        if self.parts is not None:
+            return _Input(engine, parts=self.parts | {key: f"data.{overlay}.{key}" for key in replaced})
+        return _Input(engine, "".join(f" with input.{key} as data.{overlay}.{key}" for key in replaced))
 
     def evaluate(self, queries: list[str], policies) -> Outcomes:
         return outcomes_of(lambda query: self._value(query, policies), queries)
@@ -140,14 +152,17 @@ def _no_value(policies, query: str) -> object:
 
 class _RemoteInput:
     """An input read by a forked copy of this process (a :class:`~planner.process.Server`),
-    which keeps each overlay it is asked for under a number."""
+    which keeps it under a number, and each overlay made of it under the next."""
 
-    def __init__(self, server, number: int = 0) -> None:
+    def __init__(self, server, number: int = 0, numbers: Iterator[int] | None = None) -> None:
         self.server = server
         self.number = number
+        self.numbers = numbers if numbers is not None else itertools.count(number + 1)
 
-    def overlay(self, text: str, with_: str) -> _RemoteInput:
-        return _RemoteInput(self.server, self.server.answer(self.server.ask(("overlay", self.number, text, with_))))
+    def overlay(self, text: str, replaced: list[str]) -> _RemoteInput:
+        number = next(self.numbers)
+        self.server.post(("overlay", self.number, text, replaced, number))
+        return _RemoteInput(self.server, number, self.numbers)
 
     def submit(self, queries: list[str]) -> Callable[[], Outcomes]:
         ticket = self.server.ask(("evaluate", self.number, queries))
@@ -161,19 +176,111 @@ def _read_input(policies, document: dict) -> _Input:
 
 
 class _InputServer:
-    """The forked copy's side of :class:`_RemoteInput`: its inputs by number."""
+    """The forked copy's side of :class:`_RemoteInput`: its inputs by number.
 
-    def __init__(self, policies, document: dict) -> None:
+    A copy forked with the policies and a document reads that document first
+    (input 0). A copy started early (:func:`start_input_helper`) is sent the
+    policies' modules, then a document in parts, each a few top-level keys as
+    JSON that it reads into data as they come, and last where each key went:
+    that is input 0. Every request but ``evaluate`` has no answer (None), so
+    this process may send it with :meth:`~planner.process.Server.post`."""
+
+    def __init__(self, policies=None, document: dict | None = None) -> None:
         self.policies = policies
-        self.inputs = [_read_input(policies, document)]
+        self.inputs: dict[int, _Input] = {} if document is None else {0: _read_input(policies, document)}
+        self.building = None  # the copy of the policies that a document's parts go into
 
     def answer(self, request: tuple):
-        if request[0] == "evaluate":
+        kind = request[0]
+        if kind == "evaluate":
             _, number, queries = request
             return self.inputs[number].evaluate(queries, self.policies)
-        _, number, text, with_ = request
-        self.inputs.append(self.inputs[number].overlay(text, with_))
-        return len(self.inputs) - 1
+        if kind == "overlay":
+            _, number, text, replaced, new = request
+            self.inputs[new] = self.inputs[number].overlay(text, replaced)
+            return None
+        if kind == "policies":
+            self.policies = RegorusEngine.compiled(request[1])
+            return None
+        if kind == "part":
+            if self.building is None:
+                self.building = self.policies.clone()
+            for text in request[1]:
+                self.building.add_data_json(text)
+            return None
+        if kind == "input":
+            _, parts, new = request
+            self.inputs[new], self.building = _Input(self.building, parts=parts), None
+            return None
+        raise ValueError(f"unknown request {kind!r}")
+
+
+# A forked copy started while this process is small, which reads the next
+# large input document in parts as they are built (see start_input_helper).
+_helper: Server | None = None
+
+
+def start_input_helper() -> None:
+    """Start a forked copy that will read the next input document given to
+    :meth:`RegorusEngine.stream`, part by part, as it is built.
+
+    For a command about to read a large spec and then wait for the answers
+    (``medplan validate``): the copy reads each part of the document on the
+    other core while this process builds the next, and evaluates the rules
+    once the last is in. Forked now, while this process is small, it costs
+    little to make. Nothing happens where this process may not fork
+    (``MEDPLAN_PARALLEL=0``, other threads, not Linux).
+    """
+    global _helper
+    if _helper is None:
+        _helper = Server.start(_InputServer, _InputServer.answer)
+
+
+def stop_input_helper() -> None:
+    """Stop a started helper that no engine took."""
+    global _helper
+    helper, _helper = _helper, None
+    if helper is not None:
+        helper.stop()
+
+
+def _take_input_helper() -> Server | None:
+    global _helper
+    helper, _helper = _helper, None
+    return helper
+
+
+@dataclass
+class _Stream:
+    """The parts of the next input document sent to a helper: key -> (value, where in data it went)."""
+
+    server: Server
+    sent: dict = field(default_factory=dict)
+
+    def send(self, part: dict) -> None:
+        texts = []
+        for key, value in part.items():
+            name = f"{RegorusEngine.PARTS}{len(self.sent)}"
+            self.sent[key] = (value, f"data.{name}")
+            texts.append(input_json({name: value}))
+        self.server.post(("part", texts))
+
+    def matches(self, document: object) -> bool:
+        """Whether every part sent is the very value of ``document``'s key (whose keys are all strings)."""
+        return (
+            isinstance(document, dict)
+            and bool(self.sent)
+            and all(isinstance(key, str) for key in document)
+            and all(document.get(key, _MISSING) is value for key, (value, _) in self.sent.items())
+        )
+
+    def finish(self, document: dict) -> _RemoteInput:
+        """Send the rest of ``document``: its input, in the helper. ServerLost if the helper is gone."""
+        rest = {key: value for key, value in document.items() if key not in self.sent}
+        if rest:
+            self.send(rest)
+        self.server.post(("input", {key: self.sent[key][1] for key in document}, 0))
+        return _RemoteInput(self.server, 0)
 
 
 class RegorusEngine:
@@ -195,11 +302,16 @@ class RegorusEngine:
     copy keeps it, so a later document that repeats it is evaluated there
     too. If the copy cannot be made or fails, the work is done here, with
     the same answers.
+
+    A document may also be read in parts as it is built (:meth:`stream`),
+    by a copy forked early (:func:`start_input_helper`).
     """
 
     name = "regorus"
     # Where replaced keys of an input are kept in the data document.
     OVERLAY = "__medplan_input_overlay"
+    # Where the parts of an input read in parts are (each followed by a number).
+    PARTS = "__medplan_input_part_"
     KEEP = 2  # full inputs kept for reuse
     # From this many entries in the document's top-level collections, a
     # background read goes to a forked copy.
@@ -215,6 +327,8 @@ class RegorusEngine:
         self._current: _Input | _RemoteInput = _Input(self._engine)
         self._document: dict | None = None  # the current input's document
         self._servers: list[Server] = []
+        self._modules: dict[str, str] = {}
+        self._stream: _Stream | None = None  # the parts of the next document sent to a helper
         try:
             from importlib.metadata import version
 
@@ -223,19 +337,29 @@ class RegorusEngine:
             self.version = "unknown"
 
     def load(self, modules: dict[str, str]) -> None:
+        self.compiled(modules, self._engine)
+        self._modules = dict(modules)
+        self._packages = set(self._engine.get_packages())
+        self.close()
+        self._inputs.clear()
+        self._current, self._document = _Input(self._engine), None
+
+    @staticmethod
+    def compiled(modules: dict[str, str], engine=None):
+        """``engine`` (or a new regorus engine) with ``modules`` added; PolicyError if one does not compile."""
+        import regorus
+
+        engine = engine if engine is not None else regorus.Engine()
         errors: list[Diagnostic] = []
         for name in sorted(modules):
             try:
-                self._engine.add_policy(name, modules[name])
+                engine.add_policy(name, modules[name])
             except RuntimeError as exc:
                 where, message = regorus_message(str(exc))
                 errors.append(Diagnostic(where or Location(name), f"Rego: {message}"))
         if errors:
             raise PolicyError("policy does not compile", errors)
-        self._packages = set(self._engine.get_packages())
-        self.close()
-        self._inputs.clear()
-        self._current, self._document = _Input(self._engine), None
+        return engine
 
     def _replaced(self, document: dict, base: dict) -> list[str] | None:
         """Top-level keys of ``document`` that are not ``base``'s very objects,
@@ -248,6 +372,25 @@ class RegorusEngine:
         if len(replaced) == len(document) or not all(isinstance(k, str) and _IDENTIFIER.match(k) for k in replaced):
             return None
         return replaced
+
+    def stream(self, part: dict) -> None:
+        """Some top-level keys of the next input document, as soon as they are
+        built: a helper started by :func:`start_input_helper`, if there is one,
+        reads them on the other core meanwhile. A document given to
+        :meth:`set_input` whose keys are these very values is then read and
+        evaluated there (only its other keys are sent then); another document
+        leaves the parts waiting for theirs."""
+        try:
+            if self._stream is None:
+                server = _take_input_helper()
+                if server is None:
+                    return
+                self._servers.append(server)
+                self._stream = _Stream(server)
+                server.post(("policies", self._modules))
+            self._stream.send(part)
+        except ServerLost:
+            self._without_servers()
 
     def set_input(self, document: dict, *, background: bool = False) -> None:
         self._document = document
@@ -265,11 +408,19 @@ class RegorusEngine:
             if not replaced:
                 return held
             text = input_json({self.OVERLAY: {key: document[key] for key in replaced}})
-            return held.overlay(text, "".join(f" with input.{key} as data.{self.OVERLAY}.{key}" for key in replaced))
-        held = (self._remote(document) if background else None) or _read_input(self._engine, document)
+            return held.overlay(text, replaced)
+        held = self._streamed(document) or (self._remote(document) if background else None) or _read_input(self._engine, document)
         self._inputs.insert(0, (document, held))
         del self._inputs[self.KEEP :]
         return held
+
+    def _streamed(self, document: dict) -> _RemoteInput | None:
+        """``document``'s input in the helper its parts went to, if they are its."""
+        stream = self._stream
+        if stream is None or not stream.matches(document):
+            return None
+        self._stream = None
+        return stream.finish(document)
 
     def _remote(self, document: dict) -> _RemoteInput | None:
         if not isinstance(document, dict) or sum(len(v) for v in document.values() if isinstance(v, (dict, list))) < self.BACKGROUND_FROM_ENTRIES:
@@ -333,7 +484,8 @@ class RegorusEngine:
         return value
 
     def close(self) -> None:
-        """Stop the forked copies holding inputs."""
+        """Stop the forked copies holding inputs, or parts of one."""
+        self._stream = None
         servers, self._servers = self._servers, []
         for server in servers:
             server.stop()
