@@ -5,6 +5,7 @@ data each workload reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -85,9 +86,10 @@ class Facts:
     def workload_data(self) -> dict[str, WorkloadData]:
         datasets = {d.id: d for d in self.spec.datasets}
         mechanisms: dict[str, set[str]] = {}
-        for rf in self.flows:
-            if rf.target.kind == "workload" and rf.flow.transfer_mechanism is not None:
-                mechanisms.setdefault(rf.target.id, set()).add(rf.flow.transfer_mechanism.value)
+        ends = self.ends
+        for f in self.spec.flows:
+            if f.transfer_mechanism is not None and ends[f.to].kind == "workload":
+                mechanisms.setdefault(ends[f.to].id, set()).add(f.transfer_mechanism.value)
         out = {}
         for w in self.spec.workloads:
             read = [datasets[name] for name in w.inputs if name in datasets]
@@ -107,7 +109,10 @@ class Facts:
         return site.zone if site is not None else None  # type: ignore[attr-defined]
 
 
-def derive(spec: Spec) -> Facts:
+def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None) -> Facts:
+    """The facts of ``spec``. ``meanwhile(facts)`` is called while the routes
+    are worked out (perhaps on another core): everything but ``flows`` is
+    there to use."""
     catalog = catalog_with_spec(spec)
     facts = Facts(spec=spec, catalog=catalog, graph=SiteGraph(spec), pools=resolve_pools(spec, catalog))
     datasets = facts.index["dataset"]
@@ -119,6 +124,8 @@ def derive(spec: Spec) -> Facts:
     facts.graph.prepare(source.site for source, target in resolved if source.site and target.site)
     try:
         facts.subjects_at  # noqa: B018 - computed now, while the routes are
+        if meanwhile is not None:
+            meanwhile(facts)
     finally:
         facts.graph.collect()
     flows = []

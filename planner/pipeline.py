@@ -112,11 +112,12 @@ class _Run:
 
 
 def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False) -> _Run:
-    """Load the policies, derive the facts and build the validate document
+    """Load the policies, derive the facts and build the validate document,
+    its sections that need no route while the routes are worked out
     (``stream``: the engine is given its parts as they are built, see
     :meth:`~planner.policy.engine.RegorusEngine.stream`)."""
     from planner.facts import derive
-    from planner.policy.document import validate_document
+    from planner.policy.document import early_sections, validate_document
 
     options = options or ValidateOptions()
     fail_on = Severity(options.fail_on) if options.fail_on else spec.policies.fail_on
@@ -133,8 +134,15 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False) ->
         }
         run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
         emit = getattr(engine, "stream", None) if stream else None
-    run.facts = derive(spec)
-    run.document = validate_document(run.facts, emit)
+    sections: dict = {}
+
+    def meanwhile(facts) -> None:  # while the routes are worked out, perhaps on the other core
+        sections.update(early_sections(facts))
+        if emit is not None:
+            emit(sections)
+
+    run.facts = derive(spec, meanwhile)
+    run.document = validate_document(run.facts, emit, sections or None)
     return run
 
 

@@ -283,3 +283,28 @@ def test_validate_reads_the_document_in_parts_and_finds_the_same(may_fork, monke
     assert len(finished) == 1
     assert [(f.rule, f.subject, f.message, f.location) for f in parts.findings] == [(f.rule, f.subject, f.message, f.location) for f in here.findings]
     assert parts.findings and not child_pids()
+
+
+@pytest.mark.parametrize("spec_file", ["generated", "tests/fixtures/rules/MP-GDPR-PLACE-001/good.yaml"])
+def test_the_sections_built_while_the_routes_are_worked_out_are_the_documents(spec_file, may_fork, monkeypatch, tmp_path):
+    import planner.graph as graph_module
+    from planner.facts import derive
+    from planner.policy.document import early_sections, validate_document
+    from planner.spec.loader import load_spec
+    from tests.conftest import REPO
+
+    path = REPO / spec_file
+    if spec_file == "generated":
+        path = tmp_path / "g.yaml"
+        path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
+        monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+        graph_module.start_route_worker()
+    early = []
+    facts = derive(load_spec(path), lambda facts: early.append((list(facts.flows), early_sections(facts))))
+    [(flows_then, sections)] = early
+    assert not flows_then and facts.flows  # the flows came after
+    after = validate_document(derive(load_spec(path)))
+    assert json.dumps(validate_document(facts, sections=sections)) == json.dumps(after)
+    assert sections == {key: after[key] for key in ("pools", "datasets", "workloads")}
+    if spec_file != "generated":  # a flow into a workload names its transfer mechanism
+        assert after["workloads"]["signal"]["transfer_mechanisms"] == ["scc"]

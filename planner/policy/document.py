@@ -22,23 +22,10 @@ def _enum(value):
     return getattr(value, "value", value)
 
 
-def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None) -> dict:
-    """The input of validate-stage rules (and the base of plan-stage input).
-
-    ``emit`` is given some of its top-level keys as soon as they are built
-    (:meth:`~planner.policy.engine.RegorusEngine.stream`): a dict of the very
-    values the document will hold."""
-    spec = facts.spec
-    phi_at: dict[str, list[str]] = {}
-    for d in spec.datasets:
-        if d.classification in PERSONAL:
-            phi_at.setdefault(d.site, []).append(d.id)
-    # Facts of sites and datasets, gathered once rather than looked up for
-    # each of what may be tens of thousands of flows.
-    zone_of: dict[str | None, str | None] = {s.id: s.zone for s in spec.sites}
-    covered_site = {s.id for s in spec.sites if s.kind.value == "on-prem"}
-    phi_dataset = {d.id for d in spec.datasets if d.classification in PERSONAL}
-    values: dict = {}  # enum member -> value (Enum.value is a slow descriptor)
+def _enum_values() -> Callable[[object], object]:
+    """``value(member)``: an enum member's value (None for None), each member's
+    looked up once (Enum.value is a slow descriptor)."""
+    values: dict = {}
 
     def value(member):
         if member is None:
@@ -49,6 +36,17 @@ def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None) 
             values[member] = found = getattr(member, "value", member)
             return found
 
+    return value
+
+
+def early_sections(facts: Facts) -> dict:
+    """The sections of :func:`validate_document` that need no route: pools,
+    datasets and workloads. They read neither ``facts.flows`` nor the site
+    graph's routes, so they may be built while the routes are worked out
+    (``derive``'s ``meanwhile``)."""
+    spec = facts.spec
+    zone_of: dict[str | None, str | None] = {s.id: s.zone for s in spec.sites}
+    value = _enum_values()
     pool_specs = {f"{s.id}/{p.id}": p for s in spec.sites for p in s.pools}
     pools = {}
     for p in facts.pools:
@@ -121,10 +119,31 @@ def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None) 
             "input_sites": list(data.source_sites),
             "transfer_mechanisms": list(data.transfer_mechanisms),
         }
-    # The sections that flows add nothing to come first: an engine may read
-    # them (see ``emit``) while the flows are worked out.
-    if emit is not None:
-        emit({"pools": pools, "datasets": datasets, "workloads": workloads})
+    return {"pools": pools, "datasets": datasets, "workloads": workloads}
+
+
+def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None, sections: dict | None = None) -> dict:
+    """The input of validate-stage rules (and the base of plan-stage input).
+
+    ``sections`` are those of :func:`early_sections`, if already built.
+    ``emit`` is given each group of top-level keys this function builds, as
+    soon as it is built (:meth:`~planner.policy.engine.RegorusEngine.stream`):
+    a dict of the very values the document will hold."""
+    spec = facts.spec
+    if sections is None:
+        sections = early_sections(facts)
+        if emit is not None:
+            emit(sections)
+    phi_at: dict[str, list[str]] = {}
+    for d in spec.datasets:
+        if d.classification in PERSONAL:
+            phi_at.setdefault(d.site, []).append(d.id)
+    # Facts of sites and datasets, gathered once rather than looked up for
+    # each of what may be tens of thousands of flows.
+    zone_of: dict[str | None, str | None] = {s.id: s.zone for s in spec.sites}
+    covered_site = {s.id for s in spec.sites if s.kind.value == "on-prem"}
+    phi_dataset = {d.id for d in spec.datasets if d.classification in PERSONAL}
+    value = _enum_values()
     receives: dict[str, list[str]] = {}
     link_flows: dict[str, list[str]] = {}
     flows = {}
@@ -212,10 +231,10 @@ def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None) 
         "medplan": {"version": __version__, "document": DOCUMENT_VERSION, "stage": "validate"},
         "metadata": spec.metadata.model_dump(mode="json"),
         "sites": sites,
-        "pools": pools,
+        "pools": sections["pools"],
         "links": links,
-        "datasets": datasets,
-        "workloads": workloads,
+        "datasets": sections["datasets"],
+        "workloads": sections["workloads"],
         "flows": flows,
     }
 
@@ -269,4 +288,4 @@ def placement_document(base: dict) -> tuple[dict, dict[str, str], dict[str, str]
     return doc, workload_member, site_member
 
 
-__all__ = ["Classification", "placement_document", "validate_document"]
+__all__ = ["Classification", "early_sections", "placement_document", "validate_document"]
