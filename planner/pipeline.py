@@ -108,7 +108,9 @@ class _Run:
     policies: object = None
     facts: object = None
     document: dict | None = None
-    violations: list = field(default_factory=list)
+    violations: list = field(default_factory=list)  # not yet located
+    findings: list = field(default_factory=list)  # located, waivers applied
+    builder: object = None  # the FindingBuilder that locates them
 
 
 def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False) -> _Run:
@@ -152,16 +154,30 @@ def _close(run: _Run) -> None:
         close()
 
 
+def _builder(run: _Run):
+    """The run's FindingBuilder, made on first use."""
+    from planner.policy.waivers import FindingBuilder
+
+    if run.builder is None:
+        run.builder = FindingBuilder(run.spec, run.options.today or today_from_env(), use_waivers=run.options.waivers)
+    return run.builder
+
+
+def _locate(run: _Run) -> None:
+    """Turn the violations found so far into located findings, waivers applied."""
+    run.findings += _builder(run).from_violations(run.violations)
+    run.violations = []
+
+
 def _finish(run: _Run, stages: set[str]) -> ValidationResult:
-    """Locate violations, apply waivers, and fill the result's findings."""
-    from planner.policy.waivers import META_RULES, FindingBuilder
+    """Locate the last violations, add the waivers' own findings, and fill the result's findings."""
+    from planner.policy.waivers import META_RULES
 
     if run.policies is None:
         return run.result
-    builder = FindingBuilder(run.spec, run.options.today or today_from_env(), use_waivers=run.options.waivers)
-    findings = builder.from_violations(run.violations)
+    _locate(run)
     known = {r.id: r.stage for r in run.policies.registry}
-    findings += builder.waiver_findings(known, stages)
+    findings = run.findings + run.builder.waiver_findings(known, stages)
     run.result.rules = [r for r in run.policies.registry if r.stage in stages] + list(META_RULES)
     run.result.findings = sorted(findings, key=Finding.sort_key)
     return run.result
@@ -169,14 +185,17 @@ def _finish(run: _Run, stages: set[str]) -> ValidationResult:
 
 def validate(spec: Spec, options: ValidateOptions | None = None) -> ValidationResult:
     """Check a loaded spec against its policies (validate stage)."""
-    from planner.policy.evaluate import evaluate_stage
+    from planner.policy.evaluate import start_stage
 
     # The rules wait for the whole document: its parts are read on the other
-    # core (if a helper was started) while the next is built.
+    # core (if a helper was started) while the next is built, and the rules
+    # run there while the findings' builder is made here.
     run = _start(spec, options, stream=True)
     try:
         if run.policies is not None:
-            run.violations, _ = evaluate_stage(run.policies, "validate", run.document, strict=run.options.strict)
+            answered = start_stage(run.policies, "validate", run.document, strict=run.options.strict)
+            _builder(run)
+            run.violations, _ = answered()
     finally:
         _close(run)
     keep(run)
@@ -264,7 +283,7 @@ def plan_document(plan, document: dict) -> dict:
 def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
     """Validate, decide admissibility, solve, and check the finished plan."""
     from planner.policy.document import placement_document
-    from planner.policy.evaluate import evaluate_placement, evaluate_stage, start_stage
+    from planner.policy.evaluate import evaluate_placement, start_stage
     from planner.solver import expand_denials, solve
 
     run = _start(spec, options)
@@ -290,8 +309,11 @@ def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
             run.violations += errors
             document = plan_document(result, run.document)
             keep(document)
-            violations, _ = evaluate_stage(run.policies, "plan", document, strict=run.options.strict)
-            run.violations += violations
+            # Evaluated where the validate document was read (a forked copy
+            # for a large one): the findings so far are located meanwhile.
+            planned = start_stage(run.policies, "plan", document, strict=run.options.strict)
+            _locate(run)
+            run.violations, _ = planned()
     finally:
         _close(run)
     keep(run)
