@@ -137,13 +137,9 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False) ->
         run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
         emit = getattr(engine, "stream", None) if stream else None
     sections: dict = {}
-
-    def meanwhile(facts) -> None:  # while the routes are worked out, perhaps on the other core
-        sections.update(early_sections(facts))
-        if emit is not None:
-            emit(sections)
-
-    run.facts = derive(spec, meanwhile)
+    # Built while the routes are worked out, perhaps on the other core; only
+    # given to the engine after, so that its reading does not compete.
+    run.facts = derive(spec, lambda facts: sections.update(early_sections(facts)))
     run.document = validate_document(run.facts, emit, sections or None)
     return run
 

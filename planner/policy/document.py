@@ -126,14 +126,14 @@ def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None, 
     """The input of validate-stage rules (and the base of plan-stage input).
 
     ``sections`` are those of :func:`early_sections`, if already built.
-    ``emit`` is given each group of top-level keys this function builds, as
-    soon as it is built (:meth:`~planner.policy.engine.RegorusEngine.stream`):
-    a dict of the very values the document will hold."""
+    ``emit`` is given the document's top-level keys in groups, each as soon
+    as it is ready (:meth:`~planner.policy.engine.RegorusEngine.stream`): a
+    dict of the very values the document will hold."""
     spec = facts.spec
     if sections is None:
         sections = early_sections(facts)
-        if emit is not None:
-            emit(sections)
+    if emit is not None:
+        emit(sections)
     phi_at: dict[str, list[str]] = {}
     for d in spec.datasets:
         if d.classification in PERSONAL:
