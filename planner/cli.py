@@ -172,21 +172,26 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
     from planner.render.plantext import plan_text
 
     result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict)
+    said: list[str] = []
+
+    def say() -> None:  # with --out, while the reports' copy finishes; printed once all is written
+        said.append(render_plan_json(result) if fmt == "json" else plan_text(result, out))
+
     if out is not None:
-        _write_plan(out, result, timestamp, sign_key)
-    if fmt == "json":
-        app.out(render_plan_json(result), nl=False)
-    else:
-        app.out(plan_text(result, out), nl=False)
+        _write_plan(out, result, timestamp, sign_key, meanwhile=say)
+    if not said:
+        say()
+    app.out(said[0], nl=False)
     sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
 
 
-def _write_plan(out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None) -> int:
-    """Render the plan directory's files and write them, each format as soon as it is rendered; returns how many."""
+def _write_plan(out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None, meanwhile=None) -> int:
+    """Render the plan directory's files and write them, each format as soon as it is rendered; returns how many.
+    ``meanwhile()`` runs between this process's formats and the forked copy's (see :func:`~planner.render.iter_plan_files`)."""
     from planner.plandir import write_plan_dir
     from planner.render import iter_plan_files
 
-    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats)
+    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats, meanwhile=meanwhile)
     sizes: list[int] = []
 
     def parts():

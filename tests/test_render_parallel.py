@@ -81,3 +81,20 @@ def test_small_plans_and_threads_stay_in_one_process(result, monkeypatch, forks)
     monkeypatch.setenv("MEDPLAN_RENDER_PARALLEL", "0")
     render_plan_files(result)
     assert forks == []
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_meanwhile_runs_between_the_formats_rendered_here_and_the_copys(result, sequential, monkeypatch, parallel):
+    if parallel and threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: no fork")
+    monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0 if parallel else 10**9)
+    seen: list[str] = []
+    files = {}
+    for fmt, rendered in render.iter_plan_files(result, timestamp="2026-01-02T03:04:05Z", meanwhile=lambda: seen.append("meanwhile")):
+        seen.append(fmt)
+        files.update(rendered)
+    if parallel:  # while the copy renders the reports
+        assert seen == ["helm", "terraform", "json", "sarif", "oscal", "meanwhile", "md", "html"]
+    else:
+        assert seen == ["helm", "terraform", "json", "sarif", "md", "html", "oscal", "meanwhile"]
+    assert files == sequential and not child_pids()

@@ -13,7 +13,7 @@ rendered here. ``MEDPLAN_RENDER_PARALLEL=0`` (or ``MEDPLAN_PARALLEL=0``) turns t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from planner.process import Forked, can_fork
 
@@ -35,11 +35,15 @@ def render_plan_files(result, *, timestamp: str | None = None, formats: set[str]
     return {name: text for fmt in FORMATS if fmt in rendered for name, text in rendered[fmt].items()}
 
 
-def iter_plan_files(result, *, timestamp: str | None = None, formats: set[str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+def iter_plan_files(
+    result, *, timestamp: str | None = None, formats: set[str] | None = None, meanwhile: Callable[[], None] | None = None,
+) -> Iterator[tuple[str, dict[str, str]]]:
     """(format, its files by relative path) for each wanted format, each as soon as it is rendered.
 
     The Helm charts and Terraform modules come first, so that a writer can
-    store their files while the rest is rendered.
+    store their files while the rest is rendered. ``meanwhile()`` is called
+    once the formats rendered here are done, before this process waits for
+    those of the forked copy (without a copy, after every format).
     """
     wanted = [f for f in FORMATS if f in (formats or FORMATS)]
     away = [f for f in wanted if f in _AWAY]
@@ -53,6 +57,8 @@ def iter_plan_files(result, *, timestamp: str | None = None, formats: set[str] |
         here = [f for f in wanted if child is None or f not in _AWAY]
         for fmt in [f for f in _HERE_FIRST if f in here] + [f for f in here if f not in _HERE_FIRST]:
             yield fmt, _render(result, timestamp, [fmt])[fmt]
+        if meanwhile is not None:
+            meanwhile()
         if child is not None:
             found = child.result(timeout=max(CHILD_TIMEOUT, 4 * (time.monotonic() - started)))
             if found is None:
