@@ -176,10 +176,10 @@ class Server:
     writing to a full pipe while the other does too. A request whose answer
     is a few bytes may be sent with :meth:`post`, and the next one does not
     wait for that: the pipe has room for many such answers. Sending and
-    answering may be given a time limit. The copy ends when stopped, when this process ends (its end of the
-    request pipe closes), when ``setup`` or ``answer`` raises, or when a time
-    limit passes; what the copy held is then lost, and asking for an answer
-    raises :class:`ServerLost`.
+    answering may be given a time limit. The copy ends when stopped, when
+    this process ends (its end of the request pipe closes), when ``setup``
+    or ``answer`` raises, or when a time limit passes; what the copy held is
+    then lost, and asking for an answer raises :class:`ServerLost`.
     """
 
     def __init__(self, forked: Forked, requests: int, answers: int):
