@@ -174,29 +174,39 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
     result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict)
     said: list[str] = []
 
-    def say() -> None:  # with --out, while the reports' copy finishes; printed once all is written
-        said.append(render_plan_json(result) if fmt == "json" else plan_text(result, out))
+    def say(rendered: dict) -> None:  # with --out, while the reports' copy finishes; printed once all is written
+        if fmt == "json":
+            said.append(rendered.get("plan.json") or render_plan_json(result))  # the directory's own, if rendered
+        else:
+            said.append(plan_text(result, out))
 
     if out is not None:
         _write_plan(out, result, timestamp, sign_key, meanwhile=say)
     if not said:
-        say()
+        say({})
     app.out(said[0], nl=False)
     sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
 
 
 def _write_plan(out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None, meanwhile=None) -> int:
     """Render the plan directory's files and write them, each format as soon as it is rendered; returns how many.
-    ``meanwhile()`` runs between this process's formats and the forked copy's (see :func:`~planner.render.iter_plan_files`)."""
+
+    ``meanwhile({"plan.json": text})`` (the text if rendered by then) runs
+    between this process's formats and the forked copy's (see
+    :func:`~planner.render.iter_plan_files`)."""
     from planner.plandir import write_plan_dir
     from planner.render import iter_plan_files
 
-    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats, meanwhile=meanwhile)
+    seen: dict[str, str] = {}
+    hook = (lambda: meanwhile(seen)) if meanwhile is not None else None
+    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats, meanwhile=hook)
     sizes: list[int] = []
 
     def parts():
-        for _, files in rendered:
+        for fmt, files in rendered:
             sizes.append(len(files))
+            if fmt == "json":
+                seen.update(files)
             yield files
 
     try:

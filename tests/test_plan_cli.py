@@ -47,10 +47,19 @@ def test_invalid_input_writes_nothing(cli, tmp_path, write):
     assert result.exit_code == 2 and not out.exists()
 
 
-def test_plan_json_on_stdout(cli):
+def test_plan_json_on_stdout(cli, tmp_path, monkeypatch):
     result = cli("plan", AMC, "--format", "json")
     doc = json.loads(result.stdout)
     assert doc["verdict"] == "pass" and doc["objective"]["status"] == "optimal"
+    # With --out, what is printed is the directory's plan.json, rendered once.
+    import planner.render.planjson as planjson
+
+    calls = []
+    real = planjson.render_plan_json
+    monkeypatch.setattr(planjson, "render_plan_json", lambda result: calls.append(1) or real(result))
+    out = tmp_path / "out"
+    written = cli("plan", AMC, "--format", "json", "--out", out)
+    assert written.stdout == (out / "plan.json").read_text(encoding="utf-8") == result.stdout and len(calls) == 1
 
 
 def test_explain_names_chosen_and_rejected_sites(cli):
