@@ -224,6 +224,16 @@ def test_a_document_read_in_parts_answers_as_here(documents, helper, forks):
     assert not child_pids()
 
 
+def test_a_key_sent_again_is_read_again(documents, helper, forks):
+    validate, _ = documents
+    engine = _engine()
+    engine.stream({"sites": {"old": {"zone": "us"}}})
+    engine.stream({"sites": validate["sites"], "workloads": validate["workloads"]})
+    engine.set_input(validate)
+    assert _submitted(engine) == _fresh_answers(validate) and type(engine._current).__name__ == "_RemoteInput"
+    engine.close()
+
+
 def test_parts_that_are_not_the_documents_are_not_used(documents, helper):
     validate, _ = documents
     engine = _engine()

@@ -256,11 +256,12 @@ class _Stream:
 
     server: Server
     sent: dict = field(default_factory=dict)
+    names: Iterator[int] = field(default_factory=itertools.count)  # a key sent again goes under a new name
 
     def send(self, part: dict) -> None:
         texts = []
         for key, value in part.items():
-            name = f"{RegorusEngine.PARTS}{len(self.sent)}"
+            name = f"{RegorusEngine.PARTS}{next(self.names)}"
             self.sent[key] = (value, f"data.{name}")
             texts.append(input_json({name: value}))
         self.server.post(("part", texts))
