@@ -88,8 +88,9 @@ class Facts:
         mechanisms: dict[str, set[str]] = {}
         ends = self.ends
         for f in self.spec.flows:
-            if f.transfer_mechanism is not None and ends[f.to].kind == "workload":
-                mechanisms.setdefault(ends[f.to].id, set()).add(f.transfer_mechanism.value)
+            target = ends[f.to]
+            if f.transfer_mechanism is not None and target.kind == "workload":
+                mechanisms.setdefault(target.id, set()).add(f.transfer_mechanism.value)
         out = {}
         for w in self.spec.workloads:
             read = [datasets[name] for name in w.inputs if name in datasets]

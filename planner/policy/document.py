@@ -18,10 +18,6 @@ from planner.spec.models import Classification
 DOCUMENT_VERSION = 1
 
 
-def _enum(value):
-    return getattr(value, "value", value)
-
-
 def _enum_values() -> Callable[[object], object]:
     """``value(member)``: an enum member's value (None for None), each member's
     looked up once (Enum.value is a slow descriptor)."""
@@ -193,7 +189,7 @@ def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None, 
             "id": s.id,
             "kind": s.kind.value,
             "third_party": s.third_party,
-            "provider": _enum(s.provider),
+            "provider": value(s.provider),
             "region": s.region,
             "jurisdiction": s.jurisdiction,
             "country": s.jurisdiction.split("-")[0],

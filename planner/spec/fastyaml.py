@@ -259,12 +259,16 @@ def _lines(text: str) -> list[str] | None:
     if not _printable(text):
         return None
     lines = text.split("\n")
-    # A line adds at most three block nodes; a flow collection adds itself
-    # and at most one item per ',' and per collection in it.
-    nodes = 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{"))
-    if nodes > MAX_NODES or max(map(len, lines)) > MAX_SCALAR_CHARS:
+    if _too_many_nodes(text, lines) or max(map(len, lines)) > MAX_SCALAR_CHARS:
         return None
     return lines
+
+
+def _too_many_nodes(text: str, lines: list[str]) -> bool:
+    """Whether ``text`` (split into ``lines``) may hold more than MAX_NODES nodes:
+    a line adds at most three block nodes; a flow collection adds itself and
+    at most one item per ',' and per collection in it."""
+    return 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{")) > MAX_NODES
 
 
 # A large file may be read in two parts at once (see yamlsource.TailRead):
@@ -287,7 +291,7 @@ def split(text: str) -> tuple[str, str, int, str] | None:
     # Each part is checked as the line reader checks a text (characters,
     # line lengths), but the limit on nodes is the whole text's.
     lines = text.split("\n")
-    if 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{")) > MAX_NODES:
+    if _too_many_nodes(text, lines):
         return None
     at = int(len(lines) * SPLIT_AT)
     top = at
