@@ -1,5 +1,6 @@
 """The fast indented JSON writer (plan.json, SARIF, OSCAL, values.schema.json)
-writes exactly what ``json.dumps(doc, indent=2, ensure_ascii=False)`` writes."""
+writes exactly what ``json.dumps(doc, indent=2, ensure_ascii=False)`` writes,
+but null for NaN and infinities (which JSON has no numbers for)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.render.jsontext import SharedTexts, dumps_indented
+from planner.render.jsontext import dumps_indented
 
 SETTINGS = settings(
     max_examples=400,
@@ -30,18 +31,30 @@ class Kind(str, enum.Enum):
     odd = 'odd "kind"\n%s'
 
 
+def finite(doc):
+    """``doc`` with None for NaN and infinities."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return None
+    if isinstance(doc, dict):
+        return {key: finite(value) for key, value in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [finite(value) for value in doc]
+    return doc
+
+
 def standard(doc, sort_keys: bool) -> str:
-    return json.dumps(doc, indent=2, sort_keys=sort_keys, ensure_ascii=False)
+    return json.dumps(finite(doc), indent=2, sort_keys=sort_keys, ensure_ascii=False)
 
 
-# Text the writer splits and formats on: separators, quotes, escapes, "%", line breaks.
-TRICKY = ["", ",\n", '"', '\\"', "\u0000", '"\\u0000"', "%s", "%%", "\n", "\u2028", "é", "a, b", "}", "]"]
+# Text like what the writer searches for (numbers at the end of a line, keys before them), escapes, line breaks.
+TRICKY = ["", ",\n", '"', '\\"', "\u0000", '"\\u0000"', "%s", "\n", "\u2028", "é", "a, b", "}", "]", "1e-7", "x\": 1e-7", "0.00001", '": 0.00001,\n']
 text = st.one_of(st.sampled_from(TRICKY), st.text(max_size=12))
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-1e-4, max_value=1e-4),  # what orjson writes otherwise than Python
     text,
     st.sampled_from([Level.high, Kind.odd]),
 )
@@ -94,6 +107,9 @@ def test_edge_cases(sort_keys):
         [{"b": 1, "a": 2}, {"a": 3, "b": 4}] * 3,  # same keys in another order
         [{1: "int key"}, {None: 1}, {2.5: 0}, {True: 0}],
         {"nan": math.nan, "inf": -math.inf, "zero": -0.0, "big": 10**30, "e": 1e300},
+        [1e-7, -0.00001, 10.00001, 9.99e-5, 1e-4, 5e-324, -1.5e-300, {"k\": 1e-5": 2e-5, "1e-5": [0.00003]}],
+        1e-9,
+        {"big": 10**30, "small": 1e-9, "nan": math.nan},  # the standard library's path
         [[[[[["deep"]]]]]],
         [Level.high, Kind.odd, {"k": Kind.odd}],
         {name: {"$ref": f"#/definitions/{name}"} for name in ("d", "c", "b", "a", "%s")},  # an object of objects
@@ -115,9 +131,8 @@ def test_what_json_refuses_it_refuses():
         dumps_indented({"loop": loop})
 
 
-def test_shared_objects_are_written_once_and_the_same():
-    shared = SharedTexts()
-    schema = shared.add({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]})
-    docs = [{"one": schema, "two": [schema, {"x": schema}]}, [schema]]
-    for doc in docs:
-        assert dumps_indented(doc, sort_keys=True, shared=shared) == standard(doc, True)
+def test_small_floats_are_written_as_python_writes_them():
+    values = [m * 10.0**e for m in (1, 1.5, 9.99, 3.14159) for e in range(-330, -3)]
+    doc = {"values": values, "pairs": [{"x": v, "y": -v} for v in values]}
+    assert dumps_indented(doc) == standard(doc, False)
+    assert json.loads(dumps_indented(doc)) == doc

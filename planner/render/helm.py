@@ -20,7 +20,7 @@ import yaml
 
 from planner import __version__
 from planner.graph import PERSONAL
-from planner.render.jsontext import SharedTexts, dumps_indented
+from planner.render.jsontext import dumps_indented
 from planner.resources import templates_dir
 from planner.spec.models import Classification, Orchestrator, SiteKind, WorkloadKind
 
@@ -572,11 +572,6 @@ def _peers_schema(with_ports: bool) -> dict:
     return _obj(props)
 
 
-# The schemas that every chart's values.schema.json holds under "definitions":
-# built once, the same objects for every chart, so their text is written once.
-_SHARED_SCHEMAS = SharedTexts()
-
-
 @lru_cache(maxsize=None)
 def _entry_schema(keys: tuple[str, ...]) -> dict:
     """The schema of a workload entry with ``keys`` (a Deployment's or a Job's)."""
@@ -607,26 +602,24 @@ def _entry_schema(keys: tuple[str, ...]) -> dict:
         "clients": _peers_schema(with_ports=False),
         "backoffLimit": _int(0),
     }
-    return _SHARED_SCHEMAS.add(_obj(entry_props, required=keys))
+    return _obj(entry_props, required=keys)
 
 
 @lru_cache(maxsize=1)
 def _image_schema() -> dict:
-    return _SHARED_SCHEMAS.add(
-        _obj(
-            {
-                "repository": _string(minLength=1, pattern=r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)+$"),
-                "tag": _string(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"),
-                "digest": _string(pattern=r"^(sha256:[a-f0-9]{64})?$"),
-                "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
-            }
-        )
+    return _obj(
+        {
+            "repository": _string(minLength=1, pattern=r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)+$"),
+            "tag": _string(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"),
+            "digest": _string(pattern=r"^(sha256:[a-f0-9]{64})?$"),
+            "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+        }
     )
 
 
 @lru_cache(maxsize=1)
 def _endpoint_schema() -> dict:
-    return _SHARED_SCHEMAS.add(_peers_schema(with_ports=True))
+    return _peers_schema(with_ports=True)
 
 
 def _schema(values: dict) -> dict:
@@ -668,21 +661,18 @@ def _schema(values: dict) -> dict:
 
 @lru_cache(maxsize=None)
 def _ref(name: str) -> dict:
-    return _SHARED_SCHEMAS.add({"$ref": f"#/definitions/{name}"})
+    return {"$ref": f"#/definitions/{name}"}
 
 
 @lru_cache(maxsize=1)
 def _fixed_schemas() -> dict[str, dict]:
     """The schemas of the values that every chart has alike."""
-    fixed = {
+    return {
         "site": _obj({"id": _string(pattern=_DNS_LABEL), "kind": _string(), "jurisdiction": _string(), "zone": _string()}),
         "spec": _obj({"name": _string(minLength=1), "owner": _string(), "description": _string()}),
         "networkPolicy": _obj({"requireEndpoints": {"type": "boolean"}, "dns": _ref("endpoint")}),
         "securityContext": _obj({k: _int(1) for k in ("runAsUser", "runAsGroup", "fsGroup")}),
     }
-    for schema in fixed.values():
-        _SHARED_SCHEMAS.add(schema)
-    return fixed
 
 
 # --------------------------------------------------------------------------- chart
@@ -744,7 +734,7 @@ def _readme(site, values: dict) -> str:
 
 
 def _json_text(doc) -> str:
-    return dumps_indented(doc, sort_keys=True, shared=_SHARED_SCHEMAS)
+    return dumps_indented(doc, sort_keys=True)
 
 
 def render_helm(result) -> dict[str, str]:
