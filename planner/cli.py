@@ -148,10 +148,11 @@ def _plan_options(f):
     return f
 
 
-def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict):
+def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved=None):
     from planner.pipeline import ValidateOptions, run_plan
 
-    return run_plan(list(paths), ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict))
+    options = ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict)
+    return run_plan(list(paths), options, solved)
 
 
 @main.command("plan")
@@ -171,7 +172,19 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
     from planner.render.planjson import render_plan_json
     from planner.render.plantext import plan_text
 
-    result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict)
+    reports: list = []  # with --out, the reports' copy, started as soon as the plan is solved
+
+    def solved(partial) -> None:
+        from planner.render import start_reports
+
+        reports.append(start_reports(partial, finished=False))
+
+    try:
+        result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved if out is not None else None)
+    except BaseException:
+        if reports and reports[0] is not None:
+            reports[0].close()
+        raise
     said: list[str] = []
 
     def say(rendered: dict) -> None:  # with --out, while the reports' copy finishes; printed once all is written
@@ -181,25 +194,27 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
             said.append(plan_text(result, out))
 
     if out is not None:
-        _write_plan(out, result, timestamp, sign_key, meanwhile=say)
+        _write_plan(out, result, timestamp, sign_key, meanwhile=say, reports=reports[0] if reports else None)
     if not said:
         say({})
     app.out(said[0], nl=False)
     sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
 
 
-def _write_plan(out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None, meanwhile=None) -> int:
+def _write_plan(
+    out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None, meanwhile=None, reports=None
+) -> int:
     """Render the plan directory's files and write them, each format as soon as it is rendered; returns how many.
 
     ``meanwhile({"plan.json": text})`` (the text if rendered by then) runs
     between this process's formats and the forked copy's (see
-    :func:`~planner.render.iter_plan_files`)."""
+    :func:`~planner.render.iter_plan_files`, which also takes ``reports``)."""
     from planner.plandir import write_plan_dir
     from planner.render import iter_plan_files
 
     seen: dict[str, str] = {}
     hook = (lambda: meanwhile(seen)) if meanwhile is not None else None
-    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats, meanwhile=hook)
+    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats, meanwhile=hook, reports=reports)
     sizes: list[int] = []
 
     def parts():
@@ -213,6 +228,8 @@ def _write_plan(out: Path, result, timestamp: str | None, sign_key: Path | None,
         write_plan_dir(out, parts(), sign_key=sign_key)
     finally:
         rendered.close()  # stops a forked copy still rendering when writing failed
+        if reports is not None:
+            reports.close()  # also one that writing failed before rendering came to
     return sum(sizes)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -276,8 +277,12 @@ def plan_document(plan, document: dict) -> dict:
     }
 
 
-def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
-    """Validate, decide admissibility, solve, and check the finished plan."""
+def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[PlanResult], None] | None = None) -> PlanResult:
+    """Validate, decide admissibility, solve, and check the finished plan.
+
+    ``solved(result)`` is called as soon as the plan is solved, with the
+    result this returns, whose findings are not all in yet (they are when
+    this returns)."""
     from planner.policy.document import placement_document
     from planner.policy.evaluate import evaluate_placement, start_stage
     from planner.solver import expand_denials, solve
@@ -299,6 +304,9 @@ def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
             class_denials, errors = evaluate_placement(run.policies, pdoc, strict=run.options.strict)
             denials = expand_denials(class_denials, pdoc)
         result = solve(spec, run.facts, denials)
+        planned_result = PlanResult(spec=spec, validation=run.result, plan=result, facts=run.facts, denials=denials)
+        if solved is not None:
+            solved(planned_result)
         if run.policies is not None:
             if not strict:
                 run.violations, _ = validated()
@@ -313,8 +321,8 @@ def plan(spec: Spec, options: ValidateOptions | None = None) -> PlanResult:
     finally:
         _close(run)
     keep(run)
-    validation = _finish(run, {"validate", "placement", "plan"})
-    return PlanResult(spec=spec, validation=validation, plan=result, facts=run.facts, denials=denials)
+    _finish(run, {"validate", "placement", "plan"})  # fills in run.result, the result's validation
+    return planned_result
 
 
 def replan(doc: dict, origin: str, options: ValidateOptions | None = None) -> PlanResult:
@@ -409,10 +417,10 @@ def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult
         return validate(load_files(files, tails), options)
 
 
-def run_plan(paths: list[str], options: ValidateOptions) -> PlanResult:
+def run_plan(paths: list[str], options: ValidateOptions, solved: Callable[[PlanResult], None] | None = None) -> PlanResult:
     files = expand_paths(list(paths))
     with _helpers(files) as tails:
-        return plan(load_files(files, tails), options)
+        return plan(load_files(files, tails), options, solved)
 
 
 __all__ = ["replan", "PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_plan", "run_validate", "validate"]

@@ -192,12 +192,17 @@ class Server:
         self._kept: dict[int, object] = {}
 
     @classmethod
-    def start(cls, setup, answer) -> Server | None:
-        """The server, or None where this process may not fork (:func:`can_fork`) or the fork failed."""
+    def start(cls, setup, answer, *, read_ahead: bool = False) -> Server | None:
+        """The server, or None where this process may not fork (:func:`can_fork`) or the fork failed.
+
+        ``read_ahead``: the copy takes requests in (a thread) while ``setup``
+        and ``answer`` run, so that sending a large request does not wait for them."""
         if not can_fork():
             return None
         pipes = [*os.pipe(), *os.pipe()]  # request read, request write, answer read, answer write
-        forked = Forked.start(lambda: _answer_requests(setup, answer, *pipes))
+        if read_ahead:
+            _widen(pipes[1])
+        forked = Forked.start(lambda: _answer_requests(setup, answer, *pipes, read_ahead=read_ahead))
         os.close(pipes[0])
         os.close(pipes[3])
         if forked is None:
@@ -262,14 +267,17 @@ class Server:
         self.forked.close()
 
 
-def _answer_requests(setup, answer, request_read: int, request_write: int, answer_read: int, answer_write: int) -> None:
+def _answer_requests(
+    setup, answer, request_read: int, request_write: int, answer_read: int, answer_write: int, read_ahead: bool = False
+) -> None:
     """In a server's copy: set up, then answer each request until the requests end."""
     os.close(request_write)  # or no end of file would come
     os.close(answer_read)
+    take = _reader(request_read) if read_ahead else lambda: _read_frame(request_read)
     state = setup()
     while True:
         try:
-            request = _read_frame(request_read)
+            request = take()
         except EOFError:
             return
         try:
@@ -278,6 +286,46 @@ def _answer_requests(setup, answer, request_read: int, request_write: int, answe
             _send_frame(answer_write, (False, f"{type(exc).__name__}: {exc}"))
             raise
         _send_frame(answer_write, reply)
+
+
+# A pipe holds 64 KiB unless widened: a request of megabytes then takes one
+# read per 64 KiB, and a reading thread waits for the interpreter for each.
+PIPE_BYTES = 1 << 20
+
+
+def _widen(fd: int) -> None:
+    """Let pipe ``fd`` hold :data:`PIPE_BYTES` (or as much as the system allows)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):  # not Linux, or a lower limit: the default size works too
+        pass
+
+
+def _reader(fd: int):
+    """A function that returns the next request from ``fd``, each read by a thread as soon as it comes."""
+    import queue
+
+    frames: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                frames.put((True, _read_frame(fd)))
+            except BaseException as exc:  # noqa: BLE001 - the end of the requests, or a broken one: raised where taken
+                frames.put((False, exc))
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def take():
+        ok, value = frames.get()
+        if not ok:
+            raise value
+        return value
+
+    return take
 
 
 _LENGTH = struct.Struct("<Q")

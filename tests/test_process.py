@@ -114,6 +114,27 @@ def test_a_post_does_not_wait_for_the_answers_to_posts_before_it(may_fork):
     assert not child_pids()
 
 
+def _slow_setup() -> list:
+    time.sleep(3)
+    return []
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_a_server_reading_ahead_takes_a_large_request_while_it_sets_up(may_fork, read_ahead):
+    server = process.Server.start(_slow_setup, _count, read_ahead=read_ahead)
+    request = "x" * 3_000_000  # more than any pipe holds
+    if not read_ahead:
+        with pytest.raises(process.ServerLost):  # waits for the copy to finish setting up
+            server.ask(request, timeout=1)
+        assert not child_pids()
+        return
+    ticket = server.ask(request, timeout=1)
+    assert [len(x) for x in server.answer(ticket)[1]] == [3_000_000]
+    assert server.answer(server.ask("y"))[1][1] == "y"
+    server.stop()
+    assert not child_pids()
+
+
 def test_a_failing_post_is_seen_at_the_next_answer(may_fork):
     server = process.Server.start(list, _count)
     server.post("fail")

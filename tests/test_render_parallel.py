@@ -1,5 +1,6 @@
-"""A large plan's reports are rendered in a forked process: the files are the
-same as rendered in one process, and a failed or stuck copy changes nothing."""
+"""A large plan's reports are rendered in a forked process, started when the
+plan is rendered or as soon as it is solved: the files are the same as
+rendered in one process, and a failed or stuck copy changes nothing."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 import planner.render as render
 from planner import load_spec
 from planner.pipeline import plan
-from planner.render import render_plan_files
+from planner.render import render_plan_files, start_reports
 from tests.conftest import child_pids, failing_in_copies
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "pharma-eu-us.yaml")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def result():
-    return plan(load_spec([os.path.join(REPO, "examples", "pharma-eu-us.yaml")]))
+    return plan(load_spec([EXAMPLE]))
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +101,46 @@ def test_meanwhile_runs_between_the_formats_rendered_here_and_the_copys(result, 
     else:
         assert seen == ["helm", "terraform", "json", "sarif", "md", "html", "oscal", "meanwhile"]
     assert files == sequential and not child_pids()
+
+
+def test_a_copy_started_when_the_plan_is_solved_renders_the_finished_findings(sequential, monkeypatch, forks):
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: no fork")
+    monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
+    started: list = []
+
+    def solved(partial):
+        started.append((partial, list(partial.validation.findings), start_reports(partial, finished=False)))
+
+    result = plan(load_spec([EXAMPLE]), solved=solved)
+    [(partial, findings_then, copy)] = started
+    assert partial is result and copy is not None and forks
+    assert findings_then == [] and result.validation.findings  # the findings came after the copy started
+    files = dict(render.iter_plan_files(result, timestamp="2026-01-02T03:04:05Z", reports=copy))
+    assert {name: text for fmt in render.FORMATS for name, text in files[fmt].items()} == sequential
+    assert not child_pids()
+
+
+def test_plan_out_starts_the_reports_when_the_plan_is_solved(tmp_path, sequential, monkeypatch):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: no fork")
+    monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
+    real_start = render.start_reports
+    started: list[bool] = []
+
+    def start(result, formats=None, *, finished=True):
+        started.append(finished)
+        return real_start(result, formats, finished=finished)
+
+    monkeypatch.setattr(render, "start_reports", start)
+    out = tmp_path / "plan"
+    ran = CliRunner().invoke(main, ["plan", EXAMPLE, "--out", str(out), "--timestamp", "2026-01-02T03:04:05Z"])
+    assert ran.exit_code in (0, 1), ran.output
+    assert started == [False]  # one copy, started before the findings were all in
+    written = {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in out.rglob("*") if p.is_file()}
+    assert {k: v for k, v in written.items() if k in sequential} == sequential
+    assert not child_pids()

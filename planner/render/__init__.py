@@ -4,18 +4,22 @@ A large plan's two reports (Markdown and HTML, both printed from one view of
 the whole plan) are rendered in a forked copy of this process while this one
 renders the other formats, the Helm charts and Terraform first: their
 thousands of files can be written as they come (see :func:`iter_plan_files`).
-The two halves take about as long, so with two cores the files of thousands
-of sites are ready in little more than half the time. The files are the same
+The copy may be started as soon as the plan is solved (:func:`start_reports`):
+it then works out what the reports show of the plan itself (most of their
+work) while this process runs the plan-stage rules, and is given the
+finished findings afterwards. With two cores the files of thousands of
+sites are ready in little more than half the time. The files are the same
 either way; if the copy cannot be made, fails or hangs, its formats are
 rendered here. ``MEDPLAN_RENDER_PARALLEL=0`` (or ``MEDPLAN_PARALLEL=0``) turns this off.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
-from planner.process import Forked, can_fork
+from planner.process import Server, ServerLost, can_fork
 
 # Every format, in the order its files are listed.
 FORMATS = ("json", "sarif", "md", "html", "oscal", "helm", "terraform")
@@ -35,8 +39,67 @@ def render_plan_files(result, *, timestamp: str | None = None, formats: set[str]
     return {name: text for fmt in FORMATS if fmt in rendered for name, text in rendered[fmt].items()}
 
 
+class ReportCopy:
+    """A forked copy of this process that renders a plan's two reports
+    (:func:`start_reports`). It works out :func:`~planner.render.report.plan_sections`
+    as soon as it starts, then renders the formats asked of it
+    (:meth:`render`) from the finished result's findings."""
+
+    def __init__(self, server: Server, finished: bool) -> None:
+        self.server = server
+        self.finished = finished  # started with the finished result: the findings need not be sent
+        self.ticket: int | None = None
+
+    def render(self, result, timestamp: str | None, formats: list[str]) -> None:
+        """Ask for ``formats`` of ``result``, the plan it was started with, now with its findings."""
+        try:
+            self.ticket = self.server.ask(("render", None if self.finished else result.validation, timestamp, formats))
+        except ServerLost:
+            self.ticket = None
+
+    def files(self, timeout: float) -> dict[str, dict[str, str]] | None:
+        """The files asked for, by format; None if the copy failed or took longer than ``timeout`` seconds."""
+        if self.ticket is None:
+            return None
+        ticket, self.ticket = self.ticket, None
+        try:
+            return self.server.answer(ticket, timeout)
+        except ServerLost:
+            return None
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+def start_reports(result, formats: set[str] | None = None, *, finished: bool = True) -> ReportCopy | None:
+    """A :class:`ReportCopy` for a plan large enough to be worth one (and a
+    process that may fork), if ``formats`` hold the reports and more; else None.
+
+    ``finished=False``: ``result`` is the plan just solved, whose findings
+    are not all in yet (its ``validation`` is read only when sent with
+    :meth:`ReportCopy.render`)."""
+    wanted = [f for f in FORMATS if f in (formats or FORMATS)]
+    away = [f for f in wanted if f in _AWAY]
+    if away == wanted or not _parallel(result, away):
+        return None
+    from planner.render import report
+
+    server = Server.start(lambda: (result, report.plan_sections(result)), _render_reports, read_ahead=True)
+    return ReportCopy(server, finished) if server is not None else None
+
+
+def _render_reports(state: tuple, request: tuple) -> dict[str, dict[str, str]]:
+    """In a :class:`ReportCopy`: the files of the formats a request asks for."""
+    result, shown = state
+    _, validation, timestamp, formats = request
+    if validation is not None:
+        result = dataclasses.replace(result, validation=validation)
+    return _render(result, timestamp, formats, shown)
+
+
 def iter_plan_files(
     result, *, timestamp: str | None = None, formats: set[str] | None = None, meanwhile: Callable[[], None] | None = None,
+    reports: ReportCopy | None = None,
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """(format, its files by relative path) for each wanted format, each as soon as it is rendered.
 
@@ -44,34 +107,34 @@ def iter_plan_files(
     store their files while the rest is rendered. ``meanwhile()`` is called
     once the formats rendered here are done, before this process waits for
     those of the forked copy (without a copy, after every format).
+    ``reports`` is a copy started for this result already (it is closed here).
     """
     wanted = [f for f in FORMATS if f in (formats or FORMATS)]
     away = [f for f in wanted if f in _AWAY]
-    child = None
-    if away != wanted and _parallel(result, away):
-        from planner.render import report  # noqa: F401 - imported once, before the fork, for both processes
-
-        child = Forked.start(lambda: _render(result, timestamp, away))
+    copy = None
     try:
+        copy = reports if reports is not None else start_reports(result, formats)
+        if copy is not None:
+            copy.render(result, timestamp, away)
         started = time.monotonic()
-        here = [f for f in wanted if child is None or f not in _AWAY]
+        here = [f for f in wanted if copy is None or f not in _AWAY]
         for fmt in [f for f in _HERE_FIRST if f in here] + [f for f in here if f not in _HERE_FIRST]:
             yield fmt, _render(result, timestamp, [fmt])[fmt]
         if meanwhile is not None:
             meanwhile()
-        if child is not None:
-            found = child.result(timeout=max(CHILD_TIMEOUT, 4 * (time.monotonic() - started)))
+        if copy is not None:
+            found = copy.files(timeout=max(CHILD_TIMEOUT, 4 * (time.monotonic() - started)))
             if found is None:
                 found = _render(result, timestamp, away)
             for fmt in away:
                 yield fmt, found[fmt]
     finally:
-        if child is not None:
-            child.close()
+        if copy is not None:
+            copy.close()
 
 
-def _render(result, timestamp: str | None, formats: list[str]) -> dict[str, dict[str, str]]:
-    """The files of each of ``formats``."""
+def _render(result, timestamp: str | None, formats: list[str], shown: dict | None = None) -> dict[str, dict[str, str]]:
+    """The files of each of ``formats`` (``shown``: the reports' plan sections, if worked out already)."""
     out: dict[str, dict[str, str]] = {}
     for fmt in formats:
         if fmt == "json":
@@ -85,11 +148,11 @@ def _render(result, timestamp: str | None, formats: list[str]) -> dict[str, dict
         elif fmt == "md":
             from planner.render import report
 
-            out[fmt] = {"report.md": report.render_markdown(result, timestamp=timestamp)}
+            out[fmt] = {"report.md": report.render_markdown(result, timestamp=timestamp, shown=shown)}
         elif fmt == "html":
             from planner.render import report
 
-            out[fmt] = {"report.html": report.render_html(result, timestamp=timestamp)}
+            out[fmt] = {"report.html": report.render_html(result, timestamp=timestamp, shown=shown)}
         elif fmt == "oscal":
             from planner.render.oscal import render_oscal
 

@@ -42,6 +42,7 @@ __all__ = [
     "Markdown",
     "assess_controls",
     "md_escape",
+    "plan_sections",
     "render_html",
     "render_markdown",
     "report_view",
@@ -1610,23 +1611,40 @@ def _data_map(index: _Index) -> dict:
     }
 
 
-def report_view(result, timestamp: str | None = None) -> dict:
-    """Everything both report formats print, computed once and sorted."""
-    controls = assess_controls(result.validation)
+def plan_sections(result) -> dict:
+    """The sections of the view that show the plan itself: sites, placements,
+    rationale, data map and GPU generations. They read the spec, facts and
+    plan, never the findings, so they may be worked out before the plan-stage
+    rules have run (most of a large report's work)."""
     index = _Index(result)
     placements = _placements(index)
+    return {
+        "sites": _sites(index),
+        "placements": placements["detailed"],
+        "rationale": {"table": placements["table"], "note": placements["note"]},
+        "data": _data_map(index),
+        "generations": _generations(index),
+    }
+
+
+def report_view(result, timestamp: str | None = None, shown: dict | None = None) -> dict:
+    """Everything both report formats print, computed once and sorted.
+
+    ``shown`` is :func:`plan_sections` of the same spec, facts and plan, if worked out already."""
+    controls = assess_controls(result.validation)
+    shown = shown if shown is not None else plan_sections(result)
     return {
         # Constant titles; Markdown() only spares them the leading "1." escape.
         "sections": {key: Markdown(title) for key, title in SECTIONS},
         "scope": _scope(result, timestamp),
         "verdict": _verdict(result, controls),
-        "sites": _sites(index),
-        "placements": placements["detailed"],
-        "rationale": {"table": placements["table"], "note": placements["note"]},
-        "data": _data_map(index),
+        "sites": shown["sites"],
+        "placements": shown["placements"],
+        "rationale": shown["rationale"],
+        "data": shown["data"],
         "findings": _findings(controls, result.validation),
         "waivers": _waivers(result),
-        "generations": _generations(index),
+        "generations": shown["generations"],
         "sign_off": SIGN_OFF_ROLES,
     }
 
@@ -1652,14 +1670,14 @@ def paused_gc():
             gc.enable()
 
 
-def _view(result, timestamp: str | None) -> dict:
+def _view(result, timestamp: str | None, shown: dict | None = None) -> dict:
     global _last_view
     parts = (result.spec, result.validation, result.plan, result.facts)
     if _last_view is not None:
         ref, ids, stamp, view = _last_view
         if ref() is result and ids == tuple(map(id, parts)) and stamp == timestamp:
             return view
-    view = report_view(result, timestamp)
+    view = report_view(result, timestamp, shown)
     try:
         _last_view = (weakref.ref(result, _forget), tuple(map(id, parts)), timestamp, view)
     except TypeError:  # an object without weak references: no cache
@@ -1708,13 +1726,15 @@ def _environment(kind: str) -> jinja2.Environment:
     return env
 
 
-def render_markdown(result, *, timestamp: str | None = None) -> str:
-    """The report as GitHub-flavoured Markdown (with a mermaid data-flow diagram)."""
+def render_markdown(result, *, timestamp: str | None = None, shown: dict | None = None) -> str:
+    """The report as GitHub-flavoured Markdown (with a mermaid data-flow diagram).
+
+    ``shown``: :func:`plan_sections` of the result, if worked out already."""
     with paused_gc():
-        return _environment("md").get_template("report.md.j2").render(view=_view(result, timestamp))
+        return _environment("md").get_template("report.md.j2").render(view=_view(result, timestamp, shown))
 
 
-def render_html(result, *, timestamp: str | None = None) -> str:
+def render_html(result, *, timestamp: str | None = None, shown: dict | None = None) -> str:
     """The report as one HTML file: inline CSS and SVG, nothing fetched."""
     with paused_gc():
-        return _environment("html").get_template("report.html.j2").render(view=_view(result, timestamp))
+        return _environment("html").get_template("report.html.j2").render(view=_view(result, timestamp, shown))
