@@ -21,7 +21,7 @@ import yaml
 from planner import __version__
 from planner.graph import PERSONAL
 from planner.render.jsontext import dumps_indented
-from planner.resources import templates_dir
+from planner.resources import template_cache, templates_dir
 from planner.spec.models import Classification, Orchestrator, SiteKind, WorkloadKind
 
 __all__ = ["GPU_PRODUCT_LABELS", "LABEL_VALUE", "gpu_product_label", "label_value", "render_helm"]
@@ -723,6 +723,7 @@ def _readme_template():
         lstrip_blocks=True,
         autoescape=False,
         auto_reload=False,
+        bytecode_cache=template_cache(),
     )
     return env.get_template("README.md.j2")
 

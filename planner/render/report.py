@@ -34,7 +34,7 @@ from planner import __version__
 from planner.graph import PERSONAL
 from planner.policy.findings import Finding, Status
 from planner.policy.waivers import WAIVER_EXPIRED, WAIVER_UNUSED, normalise_subject
-from planner.resources import templates_dir
+from planner.resources import template_cache, templates_dir
 from planner.spec.models import Severity
 
 __all__ = [
@@ -1717,7 +1717,7 @@ def _environment(kind: str) -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(templates_dir() / "report"))
     common = dict(
         loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-        auto_reload=False,
+        auto_reload=False, bytecode_cache=template_cache(),
     )
     if kind == "html":
         return _Environment(autoescape=True, **common)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from planner import __version__
-from planner.resources import templates_dir
+from planner.resources import template_cache, templates_dir
 from planner.spec.models import Provider, SiteKind
 
 __all__ = ["GKE_ACCELERATORS", "PROVIDERS", "hcl_string", "render_terraform"]
@@ -301,6 +301,7 @@ def _environment():
         lstrip_blocks=True,
         autoescape=False,
         auto_reload=False,  # a template is looked up once per file written: no stat each time
+        bytecode_cache=template_cache(),
     )
     env.filters["hcl"] = hcl_string
     env.filters["hcl_body"] = hcl_body
