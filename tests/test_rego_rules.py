@@ -33,7 +33,7 @@ BUNDLES = ("hipaa", "gdpr", "platform")
 FIXTURES = ROOT / "tests" / "fixtures" / "rules"
 
 TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]+)", re.M)
-DENY_HEAD = re.compile(r"^(deny_[A-Za-z0-9_]+)\s+contains\b", re.M)
+DENY_HEAD = re.compile(r"^(deny_[A-Za-z0-9_]+)\s+(?:contains\b|:=)", re.M)
 CONTROL = re.compile(r"^(HIPAA 164\.\d{3}(\([a-zA-Z0-9]+\))+|GDPR Art\. \d+)$")
 PREFIX = {"hipaa": "MP-HIPAA-", "gdpr": "MP-GDPR-", "platform": "MP-PLAT-"}
 

@@ -155,7 +155,7 @@ def _as_list(value: object, rule: Rule) -> list[dict]:
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise RuleFailure(f"rule {rule.name} returned {type(value).__name__}; expected a set of objects")
+        raise RuleFailure(f"rule {rule.name} returned {type(value).__name__}; expected a set or an array of objects")
     for item in value:
         if not isinstance(item, dict):
             raise RuleFailure(f"rule {rule.name} returned {item!r}; expected objects with subject and message")

@@ -18,11 +18,11 @@ import rego.v1
 #     Declare a flow into the workload with a transfer_mechanism (for example
 #     scc), or let it run only at EU sites.
 #   stage: placement
-deny_eu_workload_outside_eu contains denial if {
+deny_eu_workload_outside_eu := [denial |
 	some sclass, message in outside_eu_sites
 	some wclass in eu_bound_workloads
 	denial := {"workload": wclass, "site": sclass, "message": message}
-}
+]
 
 # Workload classes that read EU personal data with no transfer mechanism.
 eu_bound_workloads contains wclass if {
@@ -33,9 +33,9 @@ eu_bound_workloads contains wclass if {
 
 # Site classes outside the EU, with the reason given for each. Both sides are
 # computed once, so the rule does work only for the pairs it denies instead of
-# for every pair of classes. Site classes come first: the denials are then
-# produced in about the order of the result set, which the engines build
-# faster than from scattered inserts.
+# for every pair of classes. The denials are an array: the pairs of two
+# selections are distinct already, and a set of tens of thousands of objects
+# costs the engines about three times as much to order and deduplicate.
 outside_eu_sites[sclass] := message if {
 	some sclass, site in input.sites
 	site.zone != eu_zone
