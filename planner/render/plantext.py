@@ -24,11 +24,13 @@ def plan_text(result, out: Path | None = None) -> str:
         groups[(p.workload, p.site, p.pool, p.gpu, p.gpus)].append(p)
     rows = [("WORKLOAD", "SITE/POOL", "GPU", "REPLICAS x GPUS", "COST")]
     for (workload, site, pool, gpu, gpus), items in sorted(groups.items()):
-        cost = sum(p.cost_per_hour or 0.0 for p in items) if any(p.cost_per_hour is not None for p in items) else None
+        costs = [p.cost_per_hour for p in items]
+        cost = sum(c or 0.0 for c in costs) if costs.count(None) < len(costs) else None
         rows.append((workload, f"{site}/{pool}", gpu, f"{len(items)} x {gpus}", _money(cost)))
     if len(rows) > 1:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines += ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+        # one format for every row: each column padded to its widest cell
+        line = "  " + "  ".join(f"{{:<{max(map(len, column))}}}" for column in zip(*rows))
+        lines += [line.format(*row).rstrip() for row in rows]
     else:
         lines.append("  nothing placed")
     for n, u in enumerate(plan.unplaced):
