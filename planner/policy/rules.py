@@ -17,6 +17,7 @@ STAGES = ("validate", "placement", "plan")
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][A-Za-z0-9_.]*)\s*$", re.M)
 _HEAD = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\b")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: every builtin METADATA block in 3 ms, not 24
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def parse_rego_rules(text: str, file: str, bundle: str) -> list[Rule]:
         if start < package_line:
             continue
         try:
-            meta = yaml.safe_load("\n".join(body)) or {}
+            meta = yaml.load("\n".join(body), Loader=_LOADER) or {}
         except yaml.YAMLError as exc:
             errors.append(Diagnostic(where, f"METADATA is not valid YAML: {exc}"))
             continue
