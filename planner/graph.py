@@ -107,46 +107,74 @@ def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
 
 
 def _batch_trees(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> list[_Tree]:
-    """Trees from each of ``sources`` with distances from scipy's C Dijkstra (see :func:`_batch_distances`)."""
-    return _trees_from(_batch_distances(adj, sources), sources, len(adj))
+    """Trees from each of ``sources`` with distances from scipy's C Dijkstra (see :func:`_batch_routes`)."""
+    return _trees_from(_batch_routes(adj, sources), sources, len(adj))
 
 
-def _batch_distances(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> bytes:
+# Sources whose predecessors are worked out in one numpy pass (bounds its memory).
+PRED_CHUNK = 128
+
+
+def _batch_routes(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> tuple[bytes, bytes]:
     """The distances from each of ``sources`` to every site by scipy's C
-    Dijkstra: one row of float64 per source, as bytes (inf: not reached).
+    Dijkstra, one row of float64 per source (inf: not reached), and the
+    predecessors that :func:`_pred_from` would work out from them, one row
+    of int64 per source (-1 at the source, ``_UNSET`` where it could not
+    tell or the site is not reached), each as bytes.
 
     Its distances are networkx's to the bit: both keep, per site, the least
     ``distance[u] + latency`` over settled neighbours, and float addition is
     monotone. Latencies are floats (the spec model makes them so), and a
-    sparse matrix keeps zero-latency links as links.
+    sparse matrix keeps zero-latency links as links. The predecessors apply
+    :func:`_pred_from`'s rule to every site at once: among the neighbours
+    ``u`` with ``distance[u] + latency == distance[v]``, the one with the
+    least distance, unless two share it.
     """
     import numpy as np
     from scipy.sparse import csr_array
     from scipy.sparse.csgraph import dijkstra
 
     n = len(adj)
+    degree = np.array([len(edges) for edges in adj], dtype=np.int64)
     ends = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(edges) for edges in adj], out=ends[1:])
+    np.cumsum(degree, out=ends[1:])
     flat = [edge for edges in adj for edge in edges]
     neighbours = np.array([u for u, _ in flat], dtype=np.int64)
     latencies = np.array([w for _, w in flat], dtype=np.float64)
     graph = csr_array((latencies, neighbours, ends), shape=(n, n))
-    return np.ascontiguousarray(dijkstra(graph, directed=True, indices=sources), dtype=np.float64).tobytes()
+    distances = np.ascontiguousarray(dijkstra(graph, directed=True, indices=sources), dtype=np.float64).reshape(len(sources), n)
+    preds = np.full((len(sources), n), _UNSET, dtype=np.int64)
+    owner = np.repeat(np.arange(n), degree)  # the site v whose neighbour list holds each entry
+    linked = degree > 0
+    starts = ends[:-1][linked]
+    for first in range(0, len(sources), PRED_CHUNK):
+        rows = distances[first : first + PRED_CHUNK]
+        d_u, d_v = rows[:, neighbours], rows[:, owner]
+        candidate = (d_u + latencies == d_v) & np.isfinite(d_v)
+        least = np.full(rows.shape, np.inf)
+        least[:, linked] = np.minimum.reduceat(np.where(candidate, d_u, np.inf), starts, axis=1)
+        best = candidate & (d_u == least[:, owner])
+        count = np.zeros(rows.shape, dtype=np.int64)
+        count[:, linked] = np.add.reduceat(best, starts, axis=1)
+        row, entry = np.nonzero(best)
+        sole = count[row, owner[entry]] == 1
+        preds[first + row[sole], owner[entry[sole]]] = neighbours[entry[sole]]
+    preds[np.arange(len(sources)), sources] = -1
+    return distances.tobytes(), preds.tobytes()
 
 
-def _trees_from(distances: bytes, sources: list[int], n: int) -> list[_Tree]:
-    """Trees from rows of distances (:func:`_batch_distances`), read
-    without numpy; predecessors are left for :func:`_pred_from` to work out
-    when a route needs them."""
-    rows = array("d")
-    rows.frombytes(distances)
+def _trees_from(routes: tuple[bytes, bytes], sources: list[int], n: int) -> list[_Tree]:
+    """Trees from rows of distances and predecessors (:func:`_batch_routes`),
+    read without numpy; a predecessor left unset is worked out by
+    :func:`_pred_from` (or an exact run) when a route needs it."""
+    rows, before = array("d"), array("q")
+    rows.frombytes(routes[0])
+    before.frombytes(routes[1])
     trees = []
     for k, source in enumerate(sources):
         distance = rows[k * n : (k + 1) * n].tolist()
         distance[source] = 0  # an int, as networkx reports it
-        pred = [_UNSET] * n
-        pred[source] = -1
-        trees.append(_Tree(distance, pred))
+        trees.append(_Tree(distance, before[k * n : (k + 1) * n].tolist()))
     return trees
 
 
@@ -169,7 +197,7 @@ def start_route_worker(wait_for: int | None = None) -> None:
     """
     global _worker
     if _worker is None:
-        _worker = Server.start(lambda: _start_after(wait_for), lambda _, batch: _batch_distances(*batch))
+        _worker = Server.start(lambda: _start_after(wait_for), lambda _, batch: _batch_routes(*batch))
 
 
 def _start_after(wait_for: int | None) -> None:
@@ -325,12 +353,12 @@ class SiteGraph:
         (worker, ticket, names, at), self._pending = self._pending, None
         adj = self._topology[2]
         try:
-            distances = worker.answer(ticket, ROUTES_TIMEOUT)
+            routes = worker.answer(ticket, ROUTES_TIMEOUT)
         except ServerLost:
-            distances = None
+            routes = None
         finally:
             worker.stop()
-        trees = _batch_trees(adj, at) if distances is None else _trees_from(distances, at, len(adj))
+        trees = _batch_trees(adj, at) if routes is None else _trees_from(routes, at, len(adj))
         self._trees.update(zip(names, trees))
 
     def __del__(self) -> None:

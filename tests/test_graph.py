@@ -184,11 +184,45 @@ def test_derive_gives_the_same_flows_with_a_batch(tmp_path, monkeypatch):
     python = derive(spec)
     assert python.graph._trees and all(_UNSET not in t.pred for t in python.graph._trees.values())
     monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    batches: list = []
+    real = graph_module._batch_routes
+    monkeypatch.setattr(graph_module, "_batch_routes", lambda adj, sources: batches.append(sources) or real(adj, sources))
     batch = derive(spec)
-    assert any(_UNSET in t.pred for t in batch.graph._trees.values())
+    assert batches  # the routes came from one batch
     assert batch.flows == python.flows
     assert [type(f.route.latency_ms) for f in batch.flows if f.route] == [
         type(f.route.latency_ms) for f in python.flows if f.route]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_batch_gives_the_predecessors_the_distances_tell(seed, monkeypatch):
+    """Every predecessor of a batch is the one _pred_from works out from its
+    distances, unset where that cannot tell (equal-latency ties) or the site
+    is not reached; -1 at the source."""
+    rng = random.Random(seed)
+    n = 120
+    adj_sets: list[dict[int, float]] = [{} for _ in range(n)]
+    for _ in range(260):  # whole-number latencies: many equal-latency ties; some sites left unlinked
+        a, b = rng.randrange(n - 10), rng.randrange(n - 10)
+        if a != b:
+            adj_sets[a][b] = adj_sets[b][a] = float(rng.choice([0, 1, 2, 3, 5]))
+    adj = [tuple(edges.items()) for edges in adj_sets]
+    sources = sorted(rng.sample(range(n), 40))
+    monkeypatch.setattr(graph_module, "PRED_CHUNK", 7)  # several chunks
+    trees = graph_module._trees_from(graph_module._batch_routes(adj, sources), sources, n)
+    ties = 0
+    for source, tree in zip(sources, trees):
+        for v in range(n):
+            if v == source:
+                expected = -1
+            elif tree.distance[v] == float("inf"):
+                expected = _UNSET
+            else:
+                found = graph_module._pred_from(adj, tree.distance, v)
+                expected = _UNSET if found is None else found
+                ties += found is None
+            assert tree.pred[v] == expected, (source, v)
+    assert ties  # the case that is left to an exact run occurs
 
 
 def _distinct_spec(seed: int) -> SimpleNamespace:
@@ -221,7 +255,7 @@ def test_a_route_worker_without_a_batch_is_stopped(may_fork):
 
 def test_a_failing_route_worker_changes_nothing(may_fork, monkeypatch):
     monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
-    monkeypatch.setattr(graph_module, "_batch_distances", failing_in_copies(graph_module._batch_distances, "the worker fails"))
+    monkeypatch.setattr(graph_module, "_batch_routes", failing_in_copies(graph_module._batch_routes, "the worker fails"))
     spec = _distinct_spec(8)
     graph_module.start_route_worker()
     graph = SiteGraph(spec)
