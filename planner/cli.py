@@ -172,18 +172,19 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
     from planner.render.planjson import render_plan_json
     from planner.render.plantext import plan_text
 
-    reports: list = []  # with --out, the reports' copy, started as soon as the plan is solved
+    reports = None  # with --out, the reports' copy, started as soon as the plan is solved
 
     def solved(partial) -> None:
+        nonlocal reports
         from planner.render import start_reports
 
-        reports.append(start_reports(partial, finished=False))
+        reports = start_reports(partial, finished=False)
 
     try:
         result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved if out is not None else None)
     except BaseException:
-        if reports and reports[0] is not None:
-            reports[0].close()
+        if reports is not None:
+            reports.close()
         raise
     said: list[str] = []
 
@@ -194,7 +195,7 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
             said.append(plan_text(result, out))
 
     if out is not None:
-        _write_plan(out, result, timestamp, sign_key, meanwhile=say, reports=reports[0] if reports else None)
+        _write_plan(out, result, timestamp, sign_key, meanwhile=say, reports=reports)
     if not said:
         say({})
     app.out(said[0], nl=False)

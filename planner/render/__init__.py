@@ -42,8 +42,8 @@ def render_plan_files(result, *, timestamp: str | None = None, formats: set[str]
 class ReportCopy:
     """A forked copy of this process that renders a plan's two reports
     (:func:`start_reports`). It works out :func:`~planner.render.report.plan_sections`
-    as soon as it starts, then renders the formats asked of it
-    (:meth:`render`) from the finished result's findings."""
+    as soon as it starts (they are kept for that plan), then renders the
+    formats asked of it (:meth:`render`) from the finished result's findings."""
 
     def __init__(self, server: Server, finished: bool) -> None:
         self.server = server
@@ -78,23 +78,29 @@ def start_reports(result, formats: set[str] | None = None, *, finished: bool = T
     ``finished=False``: ``result`` is the plan just solved, whose findings
     are not all in yet (its ``validation`` is read only when sent with
     :meth:`ReportCopy.render`)."""
-    wanted = [f for f in FORMATS if f in (formats or FORMATS)]
-    away = [f for f in wanted if f in _AWAY]
+    wanted, away = _wanted(formats)
     if away == wanted or not _parallel(result, away):
         return None
-    from planner.render import report
+    from planner.render import report  # noqa: F401 - imported once, before the fork, for both processes
 
-    server = Server.start(lambda: (result, report.plan_sections(result)), _render_reports, read_ahead=True)
+    server = Server.start(lambda: _sections_worked_out(result), _render_reports, read_ahead=True)
     return ReportCopy(server, finished) if server is not None else None
 
 
-def _render_reports(state: tuple, request: tuple) -> dict[str, dict[str, str]]:
+def _sections_worked_out(result):
+    """In a :class:`ReportCopy`, first: the reports' plan sections, worked out and kept; its state is ``result``."""
+    from planner.render import report
+
+    report.plan_sections(result)
+    return result
+
+
+def _render_reports(result, request: tuple) -> dict[str, dict[str, str]]:
     """In a :class:`ReportCopy`: the files of the formats a request asks for."""
-    result, shown = state
     _, validation, timestamp, formats = request
     if validation is not None:
         result = dataclasses.replace(result, validation=validation)
-    return _render(result, timestamp, formats, shown)
+    return _render(result, timestamp, formats)
 
 
 def iter_plan_files(
@@ -109,8 +115,7 @@ def iter_plan_files(
     those of the forked copy (without a copy, after every format).
     ``reports`` is a copy started for this result already (it is closed here).
     """
-    wanted = [f for f in FORMATS if f in (formats or FORMATS)]
-    away = [f for f in wanted if f in _AWAY]
+    wanted, away = _wanted(formats)
     copy = None
     try:
         copy = reports if reports is not None else start_reports(result, formats)
@@ -133,8 +138,8 @@ def iter_plan_files(
             copy.close()
 
 
-def _render(result, timestamp: str | None, formats: list[str], shown: dict | None = None) -> dict[str, dict[str, str]]:
-    """The files of each of ``formats`` (``shown``: the reports' plan sections, if worked out already)."""
+def _render(result, timestamp: str | None, formats: list[str]) -> dict[str, dict[str, str]]:
+    """The files of each of ``formats``."""
     out: dict[str, dict[str, str]] = {}
     for fmt in formats:
         if fmt == "json":
@@ -148,11 +153,11 @@ def _render(result, timestamp: str | None, formats: list[str], shown: dict | Non
         elif fmt == "md":
             from planner.render import report
 
-            out[fmt] = {"report.md": report.render_markdown(result, timestamp=timestamp, shown=shown)}
+            out[fmt] = {"report.md": report.render_markdown(result, timestamp=timestamp)}
         elif fmt == "html":
             from planner.render import report
 
-            out[fmt] = {"report.html": report.render_html(result, timestamp=timestamp, shown=shown)}
+            out[fmt] = {"report.html": report.render_html(result, timestamp=timestamp)}
         elif fmt == "oscal":
             from planner.render.oscal import render_oscal
 
@@ -166,6 +171,12 @@ def _render(result, timestamp: str | None, formats: list[str], shown: dict | Non
 
             out[fmt] = render_terraform(result)
     return out
+
+
+def _wanted(formats: set[str] | None) -> tuple[list[str], list[str]]:
+    """The formats asked for (all if None), in order, and those of them a forked copy renders."""
+    wanted = [f for f in FORMATS if f in (formats or FORMATS)]
+    return wanted, [f for f in wanted if f in _AWAY]
 
 
 def _parallel(result, away: list[str]) -> bool:

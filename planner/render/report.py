@@ -23,6 +23,7 @@ import gc
 import math
 import re
 import weakref
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -1611,11 +1612,48 @@ def _data_map(index: _Index) -> dict:
     }
 
 
+class _Last:
+    """The last value worked out from an object (held weakly, so the value
+    goes with it) and the ids of the other objects it read: asked again with
+    the same, it is not worked out again."""
+
+    def __init__(self) -> None:
+        self._kept: tuple | None = None
+
+    def get(self, anchor: object, ids: tuple, work: Callable[[], object]):
+        if self._kept is not None:
+            ref, kept_ids, value = self._kept
+            if ref() is anchor and kept_ids == ids:
+                return value
+        value = work()
+        try:
+            self._kept = (weakref.ref(anchor, self._forget), ids, value)
+        except TypeError:  # an object without weak references: nothing kept
+            self._kept = None
+        return value
+
+    def _forget(self, ref) -> None:
+        if self._kept is not None and self._kept[0] is ref:
+            self._kept = None
+
+
+# A plan directory renders Markdown and HTML from one plan, and a large plan's
+# view is most of the work: the last view, and the last plan's sections (a
+# forked copy may work those out before the findings are in), are kept while
+# that result and that plan are alive.
+_last_view = _Last()
+_last_sections = _Last()
+
+
 def plan_sections(result) -> dict:
     """The sections of the view that show the plan itself: sites, placements,
     rationale, data map and GPU generations. They read the spec, facts and
     plan, never the findings, so they may be worked out before the plan-stage
-    rules have run (most of a large report's work)."""
+    rules have run (most of a large report's work); the last plan's are kept."""
+    return _last_sections.get(result.plan, (id(result.spec), id(result.facts)), lambda: _plan_sections(result))
+
+
+def _plan_sections(result) -> dict:
     index = _Index(result)
     placements = _placements(index)
     return {
@@ -1627,12 +1665,10 @@ def plan_sections(result) -> dict:
     }
 
 
-def report_view(result, timestamp: str | None = None, shown: dict | None = None) -> dict:
-    """Everything both report formats print, computed once and sorted.
-
-    ``shown`` is :func:`plan_sections` of the same spec, facts and plan, if worked out already."""
+def report_view(result, timestamp: str | None = None) -> dict:
+    """Everything both report formats print, computed once and sorted."""
     controls = assess_controls(result.validation)
-    shown = shown if shown is not None else plan_sections(result)
+    shown = plan_sections(result)
     return {
         # Constant titles; Markdown() only spares them the leading "1." escape.
         "sections": {key: Markdown(title) for key, title in SECTIONS},
@@ -1647,11 +1683,6 @@ def report_view(result, timestamp: str | None = None, shown: dict | None = None)
         "generations": shown["generations"],
         "sign_off": SIGN_OFF_ROLES,
     }
-
-
-# The last view built: a plan directory renders Markdown and HTML from one plan,
-# and a large plan's view is most of the work. Kept while that plan is alive.
-_last_view: tuple | None = None
 
 
 @contextmanager
@@ -1670,25 +1701,9 @@ def paused_gc():
             gc.enable()
 
 
-def _view(result, timestamp: str | None, shown: dict | None = None) -> dict:
-    global _last_view
-    parts = (result.spec, result.validation, result.plan, result.facts)
-    if _last_view is not None:
-        ref, ids, stamp, view = _last_view
-        if ref() is result and ids == tuple(map(id, parts)) and stamp == timestamp:
-            return view
-    view = report_view(result, timestamp, shown)
-    try:
-        _last_view = (weakref.ref(result, _forget), tuple(map(id, parts)), timestamp, view)
-    except TypeError:  # an object without weak references: no cache
-        _last_view = None
-    return view
-
-
-def _forget(ref) -> None:
-    global _last_view
-    if _last_view is not None and _last_view[0] is ref:
-        _last_view = None
+def _view(result, timestamp: str | None) -> dict:
+    ids = tuple(map(id, (result.spec, result.validation, result.plan, result.facts))) + (timestamp,)
+    return _last_view.get(result, ids, lambda: report_view(result, timestamp))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -1726,15 +1741,13 @@ def _environment(kind: str) -> jinja2.Environment:
     return env
 
 
-def render_markdown(result, *, timestamp: str | None = None, shown: dict | None = None) -> str:
-    """The report as GitHub-flavoured Markdown (with a mermaid data-flow diagram).
-
-    ``shown``: :func:`plan_sections` of the result, if worked out already."""
+def render_markdown(result, *, timestamp: str | None = None) -> str:
+    """The report as GitHub-flavoured Markdown (with a mermaid data-flow diagram)."""
     with paused_gc():
-        return _environment("md").get_template("report.md.j2").render(view=_view(result, timestamp, shown))
+        return _environment("md").get_template("report.md.j2").render(view=_view(result, timestamp))
 
 
-def render_html(result, *, timestamp: str | None = None, shown: dict | None = None) -> str:
+def render_html(result, *, timestamp: str | None = None) -> str:
     """The report as one HTML file: inline CSS and SVG, nothing fetched."""
     with paused_gc():
-        return _environment("html").get_template("report.html.j2").render(view=_view(result, timestamp, shown))
+        return _environment("html").get_template("report.html.j2").render(view=_view(result, timestamp))
