@@ -195,13 +195,14 @@ class Server:
     def start(cls, setup, answer, *, read_ahead: bool = False) -> Server | None:
         """The server, or None where this process may not fork (:func:`can_fork`) or the fork failed.
 
-        ``read_ahead``: the copy takes requests in (a thread) while ``setup``
-        and ``answer`` run, so that sending a large request does not wait for them."""
+        The request pipe holds :data:`PIPE_BYTES`, so a request of that size
+        is sent without waiting for the copy to take it. ``read_ahead``: the
+        copy takes requests in (a thread) while ``setup`` and ``answer`` run,
+        so that sending a larger request does not wait for them either."""
         if not can_fork():
             return None
         pipes = [*os.pipe(), *os.pipe()]  # request read, request write, answer read, answer write
-        if read_ahead:
-            _widen(pipes[1])
+        _widen(pipes[1])
         forked = Forked.start(lambda: _answer_requests(setup, answer, *pipes, read_ahead=read_ahead))
         os.close(pipes[0])
         os.close(pipes[3])

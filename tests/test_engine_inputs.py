@@ -234,6 +234,53 @@ def test_a_key_sent_again_is_read_again(documents, helper, forks):
     engine.close()
 
 
+def test_a_growing_object_is_sent_in_pieces_and_joined_there(documents, helper, forks):
+    validate, plan = documents
+    sites: dict = {}
+    document = validate | {"sites": sites}
+    engine = _engine()
+    for n in range(8):
+        sites[f"s{n}"] = {"zone": "us" if n % 2 else "eu"}
+        if n % 3 == 0:
+            engine.stream({"sites": sites}, growing=True)
+    engine.stream({"sites": sites}, growing=True)
+    engine.stream({"sites": sites}, growing=True)  # nothing added since: nothing sent
+    sent = engine._stream.sent["sites"]
+    assert len(sent.refs) == 4 and sent.growing == 8
+    sites["a"] = {"zone": "us"}  # added after the last piece: sent with the document
+    engine.set_input(document)
+    assert len(sent.refs) == 5 and sent.growing is None
+    assert _submitted(engine) == _fresh_answers(document) and type(engine._current).__name__ == "_RemoteInput"
+    assert _submitted(engine)["data.t.sites_named"] == sorted(sites)
+    engine.set_input(plan | {"sites": sites})  # an overlay on the joined pieces
+    assert _submitted(engine) == _fresh_answers(plan | {"sites": sites}) and not forks
+    engine.close()
+
+
+def test_rules_over_an_input_in_parts_answer_together_or_one_by_one():
+    """Rules over an input read in parts are evaluated in one query, which
+    joins a piecewise object once; a failing rule sends every rule back to
+    being evaluated alone. The answers are those of a fresh engine, undefined
+    rules and paths that are not rules included."""
+    from planner.policy.engine import _Input, _Sent
+
+    policies = RegorusEngine.compiled({"t.rego": POLICY})
+    engine = policies.clone()
+    pieces = [{"a": {"zone": "us"}}, {"b": {"zone": "eu"}}, {"c": {"zone": "us"}}]
+    for n, piece in enumerate(pieces):
+        engine.add_data_json(input_json({f"piece{n}": piece}))
+    engine.add_data_json(input_json({"stage": {"stage": "validate"}}))
+    parts = {"medplan": "data.stage", "sites": _Sent(None, [f"data.piece{n}" for n in range(3)]).where}
+    held = _Input(engine, parts=parts)
+    document = {"medplan": {"stage": "validate"}, "sites": {k: v for piece in pieces for k, v in piece.items()}}
+    fresh = _fresh_engine(document)
+    assert held._together(QUERIES, policies) == fresh.submit(QUERIES)()
+    assert held._together(QUERIES + ["data.t.fails"], policies) is None
+    answers = held.evaluate(QUERIES + ["data.t.fails"], policies)
+    assert answers[:-1] == fresh.submit(QUERIES)() and answers[-1][0] is False
+    assert dict(zip(QUERIES, (v for _, v in answers)))["data.t.sites_named"] == ["a", "b", "c"]
+
+
 def test_parts_that_are_not_the_documents_are_not_used(documents, helper):
     validate, _ = documents
     engine = _engine()
@@ -278,16 +325,22 @@ def test_without_a_helper_parts_are_not_sent(documents, forks):
 
 def test_validate_reads_the_document_in_parts_and_finds_the_same(may_fork, monkeypatch, tmp_path, forks):
     from planner import pipeline
+    from planner.policy import document as document_module
     from planner.policy import engine as engine_module
 
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
     monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
+    monkeypatch.setattr(document_module, "EMIT_FLOWS", 64)  # the flows in pieces, as on a large spec
     finished = []
     real = engine_module._Stream.finish
     monkeypatch.setattr(engine_module._Stream, "finish", lambda self, document: finished.append(list(self.sent)) or real(self, document))
+    pieces = []
+    real_send = engine_module._Stream.send
+    monkeypatch.setattr(engine_module._Stream, "send", lambda self, part, growing=False: pieces.append(growing) or real_send(self, part, growing))
     parts = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
     assert finished == [["pools", "datasets", "workloads", "flows", "sites", "links"]]
+    assert pieces.count(True) >= 4
     monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
     here = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
     assert len(finished) == 1

@@ -118,13 +118,20 @@ def early_sections(facts: Facts) -> dict:
     return {"pools": pools, "datasets": datasets, "workloads": workloads}
 
 
-def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None, sections: dict | None = None) -> dict:
+# Flows given to ``emit`` at a time while the flows section is built: about
+# 600 KB of JSON, which a widened pipe takes whole (see planner.process).
+EMIT_FLOWS = 1024
+
+
+def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sections: dict | None = None) -> dict:
     """The input of validate-stage rules (and the base of plan-stage input).
 
     ``sections`` are those of :func:`early_sections`, if already built.
     ``emit`` is given the document's top-level keys in groups, each as soon
     as it is ready (:meth:`~planner.policy.engine.RegorusEngine.stream`): a
-    dict of the very values the document will hold."""
+    dict of the very values the document will hold. The flows, the largest
+    section, are also given while they are built, every :data:`EMIT_FLOWS`
+    of them, as a growing object (``emit({"flows": flows}, growing=True)``)."""
     spec = facts.spec
     if sections is None:
         sections = early_sections(facts)
@@ -183,6 +190,8 @@ def validate_document(facts: Facts, emit: Callable[[dict], None] | None = None, 
                 "latency_ms": route.latency_ms,
             },
         }
+        if emit is not None and len(flows) % EMIT_FLOWS == 0:
+            emit({"flows": flows}, growing=True)
     sites = {}
     for s in spec.sites:
         sites[s.id] = {

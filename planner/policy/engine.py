@@ -107,7 +107,8 @@ class _Input:
         self.engine = engine
         self.parts = parts
         if parts is not None:
-            with_ = " with input as {" + ", ".join(f"{json.dumps(key)}: {ref}" for key, ref in parts.items()) + "}"
+            # One entry a line: regorus reads no query line beyond 1,024 characters.
+            with_ = "\nwith input as {\n" + ",\n".join(f"{json.dumps(key)}: {ref}" for key, ref in parts.items()) + "\n}"
         self.with_ = with_
 
     def overlay(self, text: str, replaced: list[str]) -> _Input:
@@ -118,10 +119,32 @@ class _Input:
         overlay = RegorusEngine.OVERLAY
         if self.parts is not None:
             return _Input(engine, parts=self.parts | {key: f"data.{overlay}.{key}" for key in replaced})
-        return _Input(engine, "".join(f" with input.{key} as data.{overlay}.{key}" for key in replaced))
+        return _Input(engine, "".join(f"\nwith input.{key} as data.{overlay}.{key}" for key in replaced))
 
     def evaluate(self, queries: list[str], policies) -> Outcomes:
+        if self.with_ and len(queries) > 1:
+            together = self._together(queries, policies)
+            if together is not None:
+                return together
         return outcomes_of(lambda query: self._value(query, policies), queries)
+
+    def _together(self, queries: list[str], policies) -> Outcomes | None:
+        """Every query's outcome from one evaluation, so that the input the
+        ``with`` clause makes (an object of parts, some joined from pieces)
+        is made once rather than once a query. None if the evaluation fails:
+        each query is then evaluated alone, which tells whose failure it is.
+        Each query's value is wrapped in an array, so that an undefined rule
+        leaves its own array empty rather than the whole answer undefined."""
+        wrapped = ",\n".join(f"[v | v := {query}]" for query in queries)
+        try:
+            answer = json.loads(self.engine.eval_query_as_json(f"value := [\n{wrapped}\n]{self.with_}"))
+        except RuntimeError:
+            return None
+        results = answer.get("result") or []
+        if not results:
+            return None
+        values = results[0]["bindings"]["value"]
+        return [(True, found[0] if found else _no_value(policies, query)) for query, found in zip(queries, values)]
 
     def _value(self, query: str, policies) -> object:
         try:
@@ -251,20 +274,51 @@ def _take_input_helper() -> Server | None:
 
 
 @dataclass
+class _Sent:
+    """A top-level key's value as sent to a helper: where in data it went, in
+    one piece or several (``growing``: how many of its entries are sent, while
+    more may come)."""
+
+    value: object
+    refs: list[str]
+    growing: int | None = None
+
+    @property
+    def where(self) -> str:
+        """The expression of the value in data: its pieces joined, if several."""
+        if len(self.refs) == 1:
+            return self.refs[0]
+        return "object.union_n([\n" + ",\n".join(self.refs) + "\n])"  # a line each (see _Input)
+
+
+@dataclass
 class _Stream:
-    """The parts of the next input document sent to a helper: key -> (value, where in data it went)."""
+    """The parts of the next input document sent to a helper, by key."""
 
     server: Server
-    sent: dict = field(default_factory=dict)
-    names: Iterator[int] = field(default_factory=itertools.count)  # a key sent again goes under a new name
+    sent: dict[str, _Sent] = field(default_factory=dict)
+    names: Iterator[int] = field(default_factory=itertools.count)  # each piece goes under a new name
 
-    def send(self, part: dict) -> None:
+    def send(self, part: dict, growing: bool = False) -> None:
         texts = []
         for key, value in part.items():
+            before = self.sent.get(key)
+            if before is not None and before.value is value and before.growing is not None:
+                # More of a growing object: the entries added since.
+                piece = dict(itertools.islice(value.items(), before.growing, None))
+                if not piece:
+                    before.growing = len(value) if growing else None
+                    continue
+                sent = before
+            else:  # a new key, or a key sent again as another value (read again)
+                piece, sent = value, _Sent(value, [])
+                self.sent[key] = sent
             name = f"{RegorusEngine.PARTS}{next(self.names)}"
-            self.sent[key] = (value, f"data.{name}")
-            texts.append(input_json({name: value}))
-        self.server.post(("part", texts))
+            sent.refs.append(f"data.{name}")
+            sent.growing = len(value) if growing and isinstance(value, dict) else None
+            texts.append(input_json({name: piece}))
+        if texts:
+            self.server.post(("part", texts))
 
     def matches(self, document: object) -> bool:
         """Whether every part sent is the very value of ``document``'s key (whose keys are all strings)."""
@@ -272,15 +326,15 @@ class _Stream:
             isinstance(document, dict)
             and bool(self.sent)
             and all(isinstance(key, str) for key in document)
-            and all(document.get(key, _MISSING) is value for key, (value, _) in self.sent.items())
+            and all(document.get(key, _MISSING) is sent.value for key, sent in self.sent.items())
         )
 
     def finish(self, document: dict) -> _RemoteInput:
         """Send the rest of ``document``: its input, in the helper. ServerLost if the helper is gone."""
-        rest = {key: value for key, value in document.items() if key not in self.sent}
+        rest = {key: value for key, value in document.items() if key not in self.sent or self.sent[key].growing is not None}
         if rest:
             self.send(rest)
-        self.server.post(("input", {key: self.sent[key][1] for key in document}, 0))
+        self.server.post(("input", {key: self.sent[key].where for key in document}, 0))
         return _RemoteInput(self.server, 0)
 
 
@@ -374,13 +428,19 @@ class RegorusEngine:
             return None
         return replaced
 
-    def stream(self, part: dict) -> None:
+    def stream(self, part: dict, *, growing: bool = False) -> None:
         """Some top-level keys of the next input document, as soon as they are
         built: a helper started by :func:`start_input_helper`, if there is one,
         reads them on the other core meanwhile. A document given to
         :meth:`set_input` whose keys are these very values is then read and
-        evaluated there (only its other keys are sent then); another document
-        leaves the parts waiting for theirs."""
+        evaluated there (only its other keys are sent then, and the entries
+        growing objects gained since); another document leaves the parts
+        waiting for theirs.
+
+        ``growing``: the values are objects still being filled, only ever at
+        their end. The entries so far are sent now; a later call with the
+        same object sends those added since, and the helper joins the pieces
+        (one ``object.union_n`` for all the rules, see :meth:`_Input._together`)."""
         try:
             if self._stream is None:
                 server = _take_input_helper()
@@ -389,7 +449,7 @@ class RegorusEngine:
                 self._servers.append(server)
                 self._stream = _Stream(server)
                 server.post(("policies", self._modules))
-            self._stream.send(part)
+            self._stream.send(part, growing)
         except ServerLost:
             self._without_servers()
 
