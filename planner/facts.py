@@ -110,10 +110,11 @@ class Facts:
         return site.zone if site is not None else None  # type: ignore[attr-defined]
 
 
-def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None) -> Facts:
+def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None, routed: Callable[[], None] | None = None) -> Facts:
     """The facts of ``spec``. ``meanwhile(facts)`` is called while the routes
     are worked out (perhaps on another core): everything but ``flows`` is
-    there to use."""
+    there to use. ``routed()`` is called once the routes are in, before the
+    flows are resolved: from then on, no worker of this call uses a core."""
     catalog = catalog_with_spec(spec)
     facts = Facts(spec=spec, catalog=catalog, graph=SiteGraph(spec), pools=resolve_pools(spec, catalog))
     datasets = facts.index["dataset"]
@@ -129,6 +130,8 @@ def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None) -> Fact
             meanwhile(facts)
     finally:
         facts.graph.collect()
+    if routed is not None:
+        routed()
     flows = []
     for f, (source, target) in zip(spec.flows, resolved):
         zones = ()

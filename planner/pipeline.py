@@ -138,9 +138,15 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False) ->
         run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
         emit = getattr(engine, "stream", None) if stream else None
     sections: dict = {}
-    # Built while the routes are worked out, perhaps on the other core; only
-    # given to the engine after, so that its reading does not compete.
-    run.facts = derive(spec, lambda facts: sections.update(early_sections(facts)))
+
+    def routed() -> None:
+        if emit is not None and sections:
+            emit(sections)
+
+    # Built while the routes are worked out, perhaps on the other core; given
+    # to the engine once the routes are in, so that its reading does not
+    # compete with theirs, and read while the flows are resolved here.
+    run.facts = derive(spec, lambda facts: sections.update(early_sections(facts)), routed)
     run.document = validate_document(run.facts, emit, sections or None)
     return run
 

@@ -245,6 +245,9 @@ def test_a_growing_object_is_sent_in_pieces_and_joined_there(documents, helper, 
             engine.stream({"sites": sites}, growing=True)
     engine.stream({"sites": sites}, growing=True)
     engine.stream({"sites": sites}, growing=True)  # nothing added since: nothing sent
+    engine.stream({"workloads": validate["workloads"]})
+    engine.stream({"workloads": validate["workloads"]})  # the very value again: not sent again
+    assert engine._stream.sent["workloads"].refs == ["data.__medplan_input_part_4"]
     sent = engine._stream.sent["sites"]
     assert len(sent.refs) == 4 and sent.growing == 8
     sites["a"] = {"zone": "us"}  # added after the last piece: sent with the document

@@ -303,7 +303,9 @@ class _Stream:
         texts = []
         for key, value in part.items():
             before = self.sent.get(key)
-            if before is not None and before.value is value and before.growing is not None:
+            if before is not None and before.value is value:
+                if before.growing is None:
+                    continue  # sent whole already
                 # More of a growing object: the entries added since.
                 piece = dict(itertools.islice(value.items(), before.growing, None))
                 if not piece:
@@ -431,7 +433,8 @@ class RegorusEngine:
     def stream(self, part: dict, *, growing: bool = False) -> None:
         """Some top-level keys of the next input document, as soon as they are
         built: a helper started by :func:`start_input_helper`, if there is one,
-        reads them on the other core meanwhile. A document given to
+        reads them on the other core meanwhile. A key given again with the
+        very value it was given is not sent again. A document given to
         :meth:`set_input` whose keys are these very values is then read and
         evaluated there (only its other keys are sent then, and the entries
         growing objects gained since); another document leaves the parts
