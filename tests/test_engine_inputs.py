@@ -16,7 +16,7 @@ import pytest
 
 from planner.generate import generate_yaml
 from planner.policy.engine import RegorusEngine, input_json
-from tests.conftest import child_pids
+from tests.conftest import child_pids, failing_in_copies
 
 POLICY = """
 package t
@@ -282,6 +282,34 @@ def test_rules_over_an_input_in_parts_answer_together_or_one_by_one():
     answers = held.evaluate(QUERIES + ["data.t.fails"], policies)
     assert answers[:-1] == fresh.submit(QUERIES)() and answers[-1][0] is False
     assert dict(zip(QUERIES, (v for _, v in answers)))["data.t.sites_named"] == ["a", "b", "c"]
+
+
+def _told(outcomes) -> list:
+    return [(ok, value if ok else f"{type(value).__name__}: {value}") for ok, value in outcomes]
+
+
+def test_a_shared_evaluation_answers_as_one_here(documents, may_fork, forks, monkeypatch):
+    """An input server whose caller waits shares the queries with a forked
+    copy of itself; the answers, failures included, come back in order. A
+    copy that fails, or none at all, leaves its queries to be evaluated here."""
+    from planner.policy import engine as engine_module
+    from planner.policy.engine import _Input, _shared
+
+    _, plan = documents
+    policies = RegorusEngine.compiled({"t.rego": POLICY})
+    held = _Input(policies.clone())
+    held.engine.set_input_json(input_json(plan))
+    queries = QUERIES + ["data.t.fails"] + QUERIES[:3]
+    alone = _told(held.evaluate(queries, policies))
+    assert alone[-4][0] is False and alone[5] == (True, ["w on a"])
+    assert _told(_shared(held, queries, policies)) == alone and len(forks) == 1 and not child_pids()
+    monkeypatch.setattr(_Input, "evaluate", failing_in_copies(_Input.evaluate, "the copy fails"))
+    assert _told(_shared(held, queries, policies)) == alone and len(forks) == 2 and not child_pids()
+    monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
+    assert _told(_shared(held, queries, policies)) == alone and len(forks) == 2
+    monkeypatch.setattr(engine_module, "SHARE_FROM_QUERIES", 100)
+    monkeypatch.delenv("MEDPLAN_PARALLEL")
+    assert _told(_shared(held, queries, policies)) == alone and len(forks) == 2  # too few to share
 
 
 def test_parts_that_are_not_the_documents_are_not_used(documents, helper):

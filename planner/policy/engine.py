@@ -175,21 +175,56 @@ def _no_value(policies, query: str) -> object:
 
 class _RemoteInput:
     """An input read by a forked copy of this process (a :class:`~planner.process.Server`),
-    which keeps it under a number, and each overlay made of it under the next."""
+    which keeps it under a number, and each overlay made of it under the next.
 
-    def __init__(self, server, number: int = 0, numbers: Iterator[int] | None = None) -> None:
+    ``share``: this process waits for the answers rather than working
+    meanwhile, so the copy may share its evaluations with a copy of itself
+    (:func:`_shared`)."""
+
+    def __init__(self, server, number: int = 0, numbers: Iterator[int] | None = None, share: bool = False) -> None:
         self.server = server
         self.number = number
         self.numbers = numbers if numbers is not None else itertools.count(number + 1)
+        self.share = share
 
     def overlay(self, text: str, replaced: list[str]) -> _RemoteInput:
         number = next(self.numbers)
         self.server.post(("overlay", self.number, text, replaced, number))
-        return _RemoteInput(self.server, number, self.numbers)
+        return _RemoteInput(self.server, number, self.numbers, self.share)
 
     def submit(self, queries: list[str]) -> Callable[[], Outcomes]:
-        ticket = self.server.ask(("evaluate", self.number, queries))
+        ticket = self.server.ask(("evaluate", self.number, queries, self.share))
         return lambda: self.server.answer(ticket)
+
+
+# From this many queries, an evaluation that may be shared is (see _shared).
+SHARE_FROM_QUERIES = 4
+
+
+def _shared(held: _Input, queries: list[str], policies) -> Outcomes:
+    """``held.evaluate(queries, policies)``, every other query evaluated by
+    a forked copy of this process meanwhile, on the other core; the copy
+    shares the input read here, so nothing is read twice. Where no copy can
+    be made, or it fails or takes far longer than this half, its queries are
+    evaluated here after all, with the same answers."""
+    import time
+
+    from planner.process import Forked, can_fork
+
+    if len(queries) < SHARE_FROM_QUERIES or not can_fork():
+        return held.evaluate(queries, policies)
+    theirs = queries[1::2]
+    forked = Forked.start(lambda: held.evaluate(theirs, policies))
+    started = time.monotonic()
+    ours = held.evaluate(queries[0::2], policies)
+    found = forked.result(timeout=max(30.0, 4 * (time.monotonic() - started))) if forked is not None else None
+    if forked is not None:
+        forked.close()
+    if found is None:
+        found = held.evaluate(theirs, policies)
+    out: Outcomes = [None] * len(queries)  # type: ignore[list-item]
+    out[0::2], out[1::2] = ours, found
+    return out
 
 
 def _read_input(policies, document: dict) -> _Input:
@@ -216,7 +251,9 @@ class _InputServer:
     def answer(self, request: tuple):
         kind = request[0]
         if kind == "evaluate":
-            _, number, queries = request
+            _, number, queries, share = request
+            if share:
+                return _shared(self.inputs[number], queries, self.policies)
             return self.inputs[number].evaluate(queries, self.policies)
         if kind == "overlay":
             _, number, text, replaced, new = request
@@ -337,7 +374,7 @@ class _Stream:
         if rest:
             self.send(rest)
         self.server.post(("input", {key: self.sent[key].where for key in document}, 0))
-        return _RemoteInput(self.server, 0)
+        return _RemoteInput(self.server, 0, share=True)
 
 
 class RegorusEngine:
