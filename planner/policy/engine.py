@@ -287,8 +287,9 @@ def start_input_helper() -> None:
     For a command about to read a large spec and then wait for the answers
     (``medplan validate``): the copy reads each part of the document on the
     other core while this process builds the next, and evaluates the rules
-    once the last is in. Forked now, while this process is small, it costs
-    little to make. Nothing happens where this process may not fork
+    once the last is in, half of them in a copy of itself (:func:`_shared`),
+    since this process then only waits. Forked now, while this process is
+    small, it costs little to make. Nothing happens where this process may not fork
     (``MEDPLAN_PARALLEL=0``, other threads, not Linux).
     """
     global _helper
