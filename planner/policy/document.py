@@ -35,6 +35,29 @@ def _enum_values() -> Callable[[object], object]:
     return value
 
 
+def _medplan(stage: str) -> dict:
+    return {"version": __version__, "document": DOCUMENT_VERSION, "stage": stage}
+
+
+def _site_facts(s, value: Callable[[object], object]) -> dict:
+    """What a site's entry says of the site as written (its fields in the
+    document's order from ``kind`` to ``orchestrator``): everything placement
+    classes read, and nothing that needs a flow or a route."""
+    return {
+        "kind": s.kind.value,
+        "third_party": s.third_party,
+        "provider": value(s.provider),
+        "region": s.region,
+        "jurisdiction": s.jurisdiction,
+        "country": s.jurisdiction.split("-")[0],
+        "zone": s.zone,
+        "baa": s.baa.value,
+        "certifications": sorted(s.certifications),
+        "controls": s.controls.model_dump(mode="json"),
+        "orchestrator": s.orchestrator.value,
+    }
+
+
 def early_sections(facts: Facts) -> dict:
     """The sections of :func:`validate_document` that need no route: pools,
     datasets and workloads. They read neither ``facts.flows`` nor the site
@@ -196,17 +219,7 @@ def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sec
     for s in spec.sites:
         sites[s.id] = {
             "id": s.id,
-            "kind": s.kind.value,
-            "third_party": s.third_party,
-            "provider": value(s.provider),
-            "region": s.region,
-            "jurisdiction": s.jurisdiction,
-            "country": s.jurisdiction.split("-")[0],
-            "zone": s.zone,
-            "baa": s.baa.value,
-            "certifications": sorted(s.certifications),
-            "controls": s.controls.model_dump(mode="json"),
-            "orchestrator": s.orchestrator.value,
+            **_site_facts(s, value),
             "pools": [f"{s.id}/{p.id}" for p in s.pools],
             "phi_datasets": sorted(phi_at.get(s.id, [])),
             "stores_phi": bool(phi_at.get(s.id)),
@@ -233,7 +246,7 @@ def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sec
     if emit is not None:
         emit({"flows": flows, "sites": sites, "links": links})
     return {
-        "medplan": {"version": __version__, "document": DOCUMENT_VERSION, "stage": "validate"},
+        "medplan": _medplan("validate"),
         "metadata": spec.metadata.model_dump(mode="json"),
         "sites": sites,
         "pools": sections["pools"],
@@ -277,6 +290,19 @@ def classes(items: dict[str, dict], fields: tuple[str, ...], prefix: str) -> tup
     return out, member_of
 
 
+def early_placement_document(facts: Facts, sections: dict) -> dict:
+    """:func:`placement_document` of the validate document, from its early
+    sections (see :func:`early_sections`) before its flows are built: the
+    classes read only the workloads and what sites say of themselves."""
+    value = _enum_values()
+    base = {
+        "medplan": _medplan("validate"),
+        "workloads": sections["workloads"],
+        "sites": {s.id: _site_facts(s, value) for s in facts.spec.sites},
+    }
+    return placement_document(base)[0]
+
+
 def placement_document(base: dict) -> tuple[dict, dict[str, str], dict[str, str]]:
     """Input of placement-stage rules: workload classes and site classes.
 
@@ -293,4 +319,4 @@ def placement_document(base: dict) -> tuple[dict, dict[str, str], dict[str, str]
     return doc, workload_member, site_member
 
 
-__all__ = ["Classification", "early_sections", "placement_document", "validate_document"]
+__all__ = ["Classification", "early_placement_document", "early_sections", "placement_document", "validate_document"]
