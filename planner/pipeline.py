@@ -180,12 +180,10 @@ def _placement(policies, document: dict, strict: bool) -> tuple:
 
 
 def _placement_early(policies, facts, sections: dict, strict: bool) -> tuple:
-    """:func:`_placement` on the input the early sections give, in a forked
-    copy: the denials packed (see :meth:`~planner.solver.admissibility.DenialMap.packed`)."""
+    """:func:`_placement` on the input the early sections give (in a forked copy)."""
     from planner.policy.document import early_placement_document
 
-    denials, errors = _placement(policies, early_placement_document(facts, sections), strict)
-    return denials.packed(), errors
+    return _placement(policies, early_placement_document(facts, sections), strict)
 
 
 class _PlacementAway:
@@ -196,13 +194,10 @@ class _PlacementAway:
 
     def result(self) -> tuple:
         """What :func:`_placement` returns: the copy's, or worked out here if it failed or took too long."""
-        from planner.solver import DenialMap
-
         found = self.forked.result(timeout=PLACEMENT_TIMEOUT)
         self.close()
         if found is not None:
-            packed, errors = found
-            return DenialMap.unpacked(packed), errors
+            return found
         from planner.policy.document import early_placement_document
 
         document = early_placement_document(self.facts, self.sections)

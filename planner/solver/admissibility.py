@@ -303,7 +303,10 @@ class DenialMap(Mapping):
         members: Mapping[str, Sequence[str]],
         site_members: Mapping[str, Sequence[str]],
     ) -> None:
-        self._by_class = {wc: {sc: tuple(sorted(v)) for sc, v in per.items()} for wc, per in by_class.items()}
+        kept: dict[tuple, tuple] = {}  # equal denial lists, kept once
+        self._by_class = {
+            wc: {sc: kept.setdefault(t := tuple(sorted(v)), t) for sc, v in per.items()} for wc, per in by_class.items()
+        }
         self._site_members = {sc: tuple(v) for sc, v in site_members.items()}
         classes_of: dict[str, list[str]] = {}
         for wc in self._by_class:
@@ -311,24 +314,6 @@ class DenialMap(Mapping):
                 classes_of.setdefault(w, []).append(wc)
         self._classes_of = {w: tuple(dict.fromkeys(v)) for w, v in classes_of.items()}
         self._merged: dict[tuple[str, ...], dict[str, tuple[tuple[str, str], ...]]] = {}
-
-    def packed(self) -> bytes:
-        """The classes and their members as marshal data, for a forked copy of
-        this process to send back (:meth:`unpacked`): a third of pickle's time
-        for tens of thousands of denials."""
-        import marshal
-
-        return marshal.dumps((self._by_class, self._site_members, self._classes_of))
-
-    @classmethod
-    def unpacked(cls, data: bytes) -> DenialMap:
-        """The map :meth:`packed` gave ``data`` of (by this interpreter)."""
-        import marshal
-
-        found = cls.__new__(cls)
-        found._by_class, found._site_members, found._classes_of = marshal.loads(data)
-        found._merged = {}
-        return found
 
     def key(self, workload: str) -> tuple[str, ...]:
         """The workload classes whose denials apply (equal keys, equal denials)."""
@@ -386,10 +371,15 @@ def expand_denials(denials: Iterable, placement_doc: Mapping) -> DenialMap:
     classes (see :class:`DenialMap`).
     """
     by_class: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    # Tens of thousands of denials repeat a few messages and class names:
+    # each is kept once, which also keeps the map small to send to another process.
+    kept: dict = {}
     for d in denials:
         rule_id = getattr(d.rule, "id", d.rule)
         entry = (str(rule_id), str(d.message))
-        bucket = by_class.setdefault(d.workload_class, {}).setdefault(d.site_class, [])
+        entry = kept.setdefault(entry, entry)
+        site_class = kept.setdefault(d.site_class, d.site_class)
+        bucket = by_class.setdefault(d.workload_class, {}).setdefault(site_class, [])
         if entry not in bucket:
             bucket.append(entry)
     workloads = placement_doc["workloads"]
