@@ -187,22 +187,17 @@ def _placement_early(policies, facts, sections: dict, strict: bool) -> tuple:
 
 
 class _PlacementAway:
-    """The placement stage run by a forked copy (see :func:`_placement_away`)."""
+    """The placement stage run by a forked copy (see :func:`_placement_away`):
+    ``work()`` is what the copy runs, and what runs here if it cannot."""
 
-    def __init__(self, forked, run: _Run, facts, sections: dict) -> None:
-        self.forked, self.run, self.facts, self.sections = forked, run, facts, sections
+    def __init__(self, forked, work: Callable[[], tuple]) -> None:
+        self.forked, self.work = forked, work
 
     def result(self) -> tuple:
         """What :func:`_placement` returns: the copy's, or worked out here if it failed or took too long."""
         found = self.forked.result(timeout=PLACEMENT_TIMEOUT)
         self.close()
-        if found is not None:
-            return found
-        from planner.policy.document import early_placement_document
-
-        document = early_placement_document(self.facts, self.sections)
-        keep(document)
-        return _placement(self.run.policies, document, self.run.options.strict)
+        return found if found is not None else self.work()
 
     def close(self) -> None:
         self.forked.close()
@@ -230,8 +225,9 @@ def _placement_away(run: _Run, facts, sections: dict) -> _PlacementAway | None:
     ):
         return None
     strict = run.options.strict
-    forked = Forked.start(lambda: _placement_early(policies, facts, sections, strict))
-    return _PlacementAway(forked, run, facts, sections) if forked is not None else None
+    work = lambda: _placement_early(policies, facts, sections, strict)  # noqa: E731
+    forked = Forked.start(work)
+    return _PlacementAway(forked, work) if forked is not None else None
 
 
 def _close(run: _Run) -> None:

@@ -207,8 +207,6 @@ def _shared(held: _Input, queries: list[str], policies) -> Outcomes:
     shares the input read here, so nothing is read twice. Where no copy can
     be made, or it fails or takes far longer than this half, its queries are
     evaluated here after all, with the same answers."""
-    import time
-
     from planner.process import Forked, can_fork
 
     if len(queries) < SHARE_FROM_QUERIES or not can_fork():
@@ -371,9 +369,7 @@ class _Stream:
 
     def finish(self, document: dict) -> _RemoteInput:
         """Send the rest of ``document``: its input, in the helper. ServerLost if the helper is gone."""
-        rest = {key: value for key, value in document.items() if key not in self.sent or self.sent[key].growing is not None}
-        if rest:
-            self.send(rest)
+        self.send(document)  # what was sent whole is not sent again; growing objects send what they gained
         self.server.post(("input", {key: self.sent[key].where for key in document}, 0))
         return _RemoteInput(self.server, 0, share=True)
 
