@@ -117,6 +117,7 @@ spec_paths = click.argument("paths", nargs=-1, required=True, type=click.Path(pa
 @_handle_errors
 def validate(app: App, paths, fmt, fail_on, no_waivers, no_policies, opa_url, opa_token, strict) -> None:
     """Check spec files (or directories of them) against the policies."""
+    _start_early(paths, input_helper=True)
     from planner.pipeline import ValidateOptions, run_validate
     from planner.render import validation
 
@@ -148,7 +149,16 @@ def _plan_options(f):
     return f
 
 
+def _start_early(paths, input_helper: bool = False) -> None:
+    """Start the copies that help load large spec files, before the heavy
+    modules are imported (see :mod:`planner.startup`)."""
+    from planner.startup import start
+
+    start(list(paths), input_helper=input_helper)
+
+
 def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved=None):
+    _start_early(paths)
     from planner.pipeline import ValidateOptions, run_plan
 
     options = ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict)
@@ -169,9 +179,6 @@ def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved=Non
 @_handle_errors
 def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_waivers, opa_url, opa_token, strict) -> None:
     """Place every workload on admissible GPU capacity at the lowest cost and check the plan."""
-    from planner.render.planjson import render_plan_json
-    from planner.render.plantext import plan_text
-
     reports = None  # with --out, the reports' copy, started as soon as the plan is solved
 
     def solved(partial) -> None:
@@ -186,6 +193,9 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
         if reports is not None:
             reports.close()
         raise
+    from planner.render.planjson import render_plan_json
+    from planner.render.plantext import plan_text
+
     said: list[str] = []
 
     def say(rendered: dict) -> None:  # with --out, while the reports' copy finishes; printed once all is written

@@ -13,10 +13,12 @@ from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
 from planner.process import Server, ServerLost
-from planner.spec.models import Classification, Spec
+from planner.spec.classification import Classification
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from planner.spec.models import Spec
 
 # Data of these classifications is personal data: lineage follows it, and a
 # flow of them carries PHI (HIPAA treats a limited data set as PHI too).

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from planner import __version__
@@ -18,6 +17,7 @@ from planner.process import keep
 from planner.policy.findings import Finding, Status, at_or_above
 from planner.spec.loader import InputFile, expand_paths, load_files, sources_of
 from planner.spec.models import Severity, Spec
+from planner.startup import helpers
 
 
 @dataclass(frozen=True)
@@ -454,61 +454,15 @@ def replan(doc: dict, origin: str, options: ValidateOptions | None = None) -> Pl
     return result
 
 
-# From this many bytes of spec files, a site graph large enough for a batch
-# of routes is likely: a worker starts importing scipy while they are read.
-ROUTE_WORKER_FROM_BYTES = 4_000_000
-# From this many bytes, a file is read in two parts at once.
-TAIL_READ_FROM_BYTES = 2_000_000
-
-
-@contextmanager
-def _helpers(files: list, input_helper: bool = False):
-    """For large spec files: the route worker (:func:`planner.graph.start_route_worker`),
-    with ``input_helper`` the reader of the policies' input
-    (:func:`planner.policy.engine.start_input_helper`), and, first on the
-    other core, the second part of the largest file
-    (:class:`~planner.spec.yamlsource.TailRead`). Yields the tail reads by
-    path for :func:`load_files`; stops what is left unused."""
-    from planner.graph import start_route_worker, stop_route_worker
-    from planner.policy.engine import start_input_helper, stop_input_helper
-    from planner.spec.yamlsource import TailRead
-
-    tails: dict = {}
-    sizes = {path: _file_bytes(path) for path, _ in files}
-    if sum(sizes.values()) >= ROUTE_WORKER_FROM_BYTES:
-        path = max(sizes, key=sizes.__getitem__)
-        tail = TailRead.start(path, light=True) if sizes[path] >= TAIL_READ_FROM_BYTES else None
-        if tail is not None:
-            tails[path] = tail
-        start_route_worker(wait_for=tail.done if tail is not None else None)
-        if input_helper:
-            start_input_helper()
-    try:
-        yield tails
-    finally:
-        for tail in tails.values():
-            tail.close()
-        stop_route_worker()
-        stop_input_helper()
-
-
-def _file_bytes(path) -> int:
-    """The size of a spec file (0 if it cannot be read: loading says why)."""
-    try:
-        return path.stat().st_size if path.is_file() else 0
-    except OSError:
-        return 0
-
-
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
     files = expand_paths(list(paths))
-    with _helpers(files, input_helper=True) as tails:
+    with helpers(files, input_helper=True) as tails:
         return validate(load_files(files, tails), options)
 
 
 def run_plan(paths: list[str], options: ValidateOptions, solved: Callable[[PlanResult], None] | None = None) -> PlanResult:
     files = expand_paths(list(paths))
-    with _helpers(files) as tails:
+    with helpers(files) as tails:
         return plan(load_files(files, tails), options, solved)
 
 

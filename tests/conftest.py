@@ -61,12 +61,13 @@ def failing_in_copies(real, message: str):
 @pytest.fixture
 def may_fork():
     """Skips where this test process may not fork (another thread, not Linux);
-    afterwards, the route worker and the input helper are stopped and no
-    forked copy is left."""
+    afterwards, the copies started early, the route worker and the input
+    helper are stopped and no forked copy is left."""
     import sys
     import threading
 
     import planner.graph as graph_module
+    from planner import startup
     from planner.policy.engine import stop_input_helper
 
     if not sys.platform.startswith("linux"):
@@ -74,6 +75,7 @@ def may_fork():
     if threading.active_count() > 1:
         pytest.skip("another thread runs in this test process: no fork")
     yield
+    startup.stop()
     graph_module.stop_route_worker()
     stop_input_helper()
     assert not child_pids()

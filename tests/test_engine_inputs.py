@@ -179,7 +179,7 @@ def test_input_json_writes_what_orjson_refuses():
 
 
 def test_plan_finds_the_same_with_the_validate_stage_in_the_background(background, forks, monkeypatch, tmp_path):
-    from planner import pipeline
+    from planner import pipeline, startup
 
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
@@ -355,13 +355,13 @@ def test_without_a_helper_parts_are_not_sent(documents, forks):
 
 
 def test_validate_reads_the_document_in_parts_and_finds_the_same(may_fork, monkeypatch, tmp_path, forks):
-    from planner import pipeline
+    from planner import pipeline, startup
     from planner.policy import document as document_module
     from planner.policy import engine as engine_module
 
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
-    monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
+    monkeypatch.setattr(startup, "ROUTE_WORKER_FROM_BYTES", 0)
     monkeypatch.setattr(document_module, "EMIT_FLOWS", 64)  # the flows in pieces, as on a large spec
     finished = []
     real = engine_module._Stream.finish

@@ -289,12 +289,12 @@ def test_a_stuck_route_worker_is_stopped(may_fork, monkeypatch):
 
 
 def test_validate_with_the_route_worker_finds_the_same(may_fork, monkeypatch, tmp_path, forks):
-    from planner import pipeline
+    from planner import pipeline, startup
 
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(60, 600, 5), encoding="utf-8")
     monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
-    monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
+    monkeypatch.setattr(startup, "ROUTE_WORKER_FROM_BYTES", 0)
     with_worker = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
     made = len(forks)
     assert made == 2  # the route worker and the policy input's reader
@@ -305,12 +305,12 @@ def test_validate_with_the_route_worker_finds_the_same(may_fork, monkeypatch, tm
 
 
 def test_a_spec_that_does_not_load_stops_the_route_worker(may_fork, monkeypatch, tmp_path):
-    from planner import pipeline
+    from planner import pipeline, startup
     from planner.errors import InputError
 
     path = tmp_path / "bad.yaml"
     path.write_text("sites: [\n", encoding="utf-8")
-    monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
+    monkeypatch.setattr(startup, "ROUTE_WORKER_FROM_BYTES", 0)
     with pytest.raises(InputError):
         pipeline.run_validate([str(path)], pipeline.ValidateOptions())
     assert graph_module._worker is None and not child_pids()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import planner.graph as graph_module
-from planner import pipeline
+from planner import pipeline, startup
 from planner.generate import generate_yaml
 from planner.spec import fastyaml
 from planner.spec.yamlsource import TailRead, read_yaml
@@ -92,8 +92,8 @@ def test_the_route_worker_imports_scipy_once_the_copy_is_done(may_fork, tmp_path
 
 
 def test_validate_and_plan_find_the_same_with_the_file_read_in_two_parts(may_fork, spec_file, monkeypatch, forks):
-    monkeypatch.setattr(pipeline, "ROUTE_WORKER_FROM_BYTES", 0)
-    monkeypatch.setattr(pipeline, "TAIL_READ_FROM_BYTES", 0)
+    monkeypatch.setattr(startup, "ROUTE_WORKER_FROM_BYTES", 0)
+    monkeypatch.setattr(startup, "TAIL_READ_FROM_BYTES", 0)
     monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
     joined = []
     real = TailRead.read

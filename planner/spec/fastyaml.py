@@ -275,25 +275,27 @@ def _too_many_nodes(text: str, lines: list[str]) -> bool:
 # the second begins at the first item, from this fraction of the lines on,
 # of the top-level section there. It is the smaller part: its lines (flows,
 # last in most specs) repeat less, and it must still be sent back. On the
-# 10,000-workload spec both parts take about as long so.
+# 10,000-workload spec both parts take about as long so (when this process
+# has its modules still to import meanwhile, see planner.startup, it reads less).
 SPLIT_AT = 0.7
 _SECTION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): *")  # a top-level key whose block follows
 _ITEM = re.compile(r"( *)-(?: |$)")
 
 
-def split(text: str) -> tuple[str, str, int, str] | None:
+def split(text: str, share: float = SPLIT_AT) -> tuple[str, str, int, str] | None:
     """Where block-style ``text`` may be read in two parts at once: (the
     first part, the second, the number of the second's first line, the
     section KEY it is in). The second part is the line ``KEY:`` then the
     rest of the text from an item (not the first) of top-level section KEY
     on, so each part is a document :func:`parse_block` reads; :func:`join`
-    makes them one. None if no such item comes at or after :data:`SPLIT_AT`."""
+    makes them one. None if no such item comes at or after that ``share`` of
+    the lines."""
     # Each part is checked as the line reader checks a text (characters,
     # line lengths), but the limit on nodes is the whole text's.
     lines = text.split("\n")
     if _too_many_nodes(text, lines):
         return None
-    at = int(len(lines) * SPLIT_AT)
+    at = int(len(lines) * share)
     top = at
     while top > 0 and (not lines[top] or lines[top][0] in " -#"):
         top -= 1

@@ -15,13 +15,11 @@ from pydantic import BaseModel, ValidationError
 
 from planner.errors import Diagnostic, InputError, Location
 from planner.spec import models
-from planner.spec.yamlsource import PathKey, SourceFile, format_path, read_yaml
+from planner.spec.yamlsource import PathKey, SourceFile, expand_paths, format_path, read_yaml
 
 SECTIONS_LIST = ("sites", "links", "datasets", "workloads", "flows", "waivers")
 SECTIONS_MAP = ("metadata", "policies", "objective", "catalog")
 TOP_LEVEL = ("apiVersion", *SECTIONS_MAP, *SECTIONS_LIST)
-SPEC_SUFFIXES = (".yaml", ".yml")
-MAX_FILES = 10_000
 
 
 @dataclass(frozen=True)
@@ -64,37 +62,6 @@ class SourceMap:
 
     def diagnostic(self, path: PathKey, message: str, *, key: bool = False) -> Diagnostic:
         return Diagnostic(self.locate(path, key=key), message, self.local_path(path))
-
-
-def expand_paths(paths: list[str | Path]) -> list[tuple[Path, str]]:
-    """Files named, plus every .yaml/.yml file below directories, sorted."""
-    out: list[tuple[Path, str]] = []
-    errors: list[Diagnostic] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in SPEC_SUFFIXES)
-            if not found:
-                errors.append(Diagnostic(Location(str(p)), "directory holds no .yaml or .yml spec files"))
-            out.extend((q, str(q)) for q in found)
-        elif p.exists():
-            out.append((p, str(p)))
-        else:
-            errors.append(Diagnostic(Location(str(p)), "no such file or directory"))
-    if errors:
-        raise InputError("cannot read input", errors)
-    if not out:
-        raise InputError("no input", [Diagnostic(Location("<args>"), "no spec files given")])
-    if len(out) > MAX_FILES:
-        raise InputError("too many files", [Diagnostic(Location(str(paths[0])), f"more than {MAX_FILES:,} spec files")])
-    seen: set[Path] = set()
-    unique = []
-    for path, name in out:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append((path, name))
-    return unique
 
 
 def load_spec(paths: list[str | Path] | str | Path) -> models.Spec:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from planner.catalog import GpuModel, Instance
+from planner.spec.classification import Classification
 
 __all__ = [
     "ID_PATTERN",
@@ -95,13 +96,6 @@ class DataSystem(str, Enum):
     wsi = "wsi"
     sequencer = "sequencer"
     other = "other"
-
-
-class Classification(str, Enum):
-    phi = "phi"
-    limited_data_set = "limited-data-set"
-    deidentified = "deidentified"
-    public = "public"
 
 
 class Deidentification(str, Enum):

@@ -24,6 +24,8 @@ MAX_DEPTH = 64
 MAX_NODES = 5_000_000
 MAX_ALIAS_NODES = 100_000
 MAX_SCALAR_CHARS = 100_000
+SPEC_SUFFIXES = (".yaml", ".yml")
+MAX_FILES = 10_000
 
 PathKey = tuple  # ("workloads", 3, "gpus")
 
@@ -158,13 +160,14 @@ class TailRead:
     """The second part of a large block-style file (``fastyaml.split``),
     read by a forked copy of this process while this one reads the first.
 
-    Started before the spec is loaded, for its largest file; :func:`parse_yaml`
-    then reads the first part and joins the two, the same data and positions
-    as reading the whole. Whatever goes wrong (the file changed, the copy
-    failed or took too long, the parts do not fit) ends in the whole file
-    being read here, as without it. ``done`` is the read end of a pipe that
-    reaches its end when the copy does (:func:`planner.graph.start_route_worker`
-    waits for it).
+    Started before the spec is loaded, for its largest file (see
+    :mod:`planner.startup`); this process reads the first part
+    (:meth:`read_first`, or :func:`parse_yaml` when it comes to the file) and
+    joins the two, the same data and positions as reading the whole. Whatever
+    goes wrong (the file changed, the copy failed or took too long, the parts
+    do not fit) ends in the whole file being read here, as without it.
+    ``done`` is the read end of a pipe that reaches its end when the copy does
+    (:func:`planner.graph.start_route_worker` waits for it).
     """
 
     TIMEOUT = 30.0  # at least this long for the copy, and four times the first part's time
@@ -173,11 +176,13 @@ class TailRead:
         self.text, self.head, self.key, self.light = text, head, key, light
         self.forked = forked
         self.done: int | None = done
+        self.first: tuple | None = None  # the first part as read here and the seconds it took, once read
 
     @classmethod
-    def start(cls, path: Path, light: bool = False) -> TailRead | None:
-        """Start reading the second part of the file at ``path``; None where
-        it has no second part, or no copy can be made."""
+    def start(cls, path: Path, light: bool = False, share: float | None = None) -> TailRead | None:
+        """Start reading the second part of the file at ``path``, from about
+        the ``share`` of its lines on (:func:`~planner.spec.fastyaml.split`);
+        None where it has no second part, or no copy can be made."""
         import marshal
 
         from planner.process import Forked, can_fork
@@ -191,7 +196,7 @@ class TailRead:
             text = path.read_bytes().decode("utf-8-sig")
         except (OSError, UnicodeDecodeError):
             return None  # reading it whole says why
-        parts = split(text)
+        parts = split(text) if share is None else split(text, share)
         if parts is None:
             return None
         head, tail, first_line, key = parts
@@ -206,19 +211,32 @@ class TailRead:
             return None
         return cls(text, head, key, light, forked, done)
 
+    def read_first(self) -> None:
+        """Read the first part now, while the copy reads the second (else :meth:`read` does)."""
+        import time
+
+        from planner.spec.fastyaml import parse_block
+
+        started = time.monotonic()
+        try:
+            head = parse_block(self.head, self.light)
+        except Exception:  # noqa: BLE001 - read the whole file then, which says what is wrong
+            head = None
+        self.first = (head, time.monotonic() - started)
+
     def read(self, text: str, light: bool) -> tuple[dict, _Where] | None:
         """``parse_block(text, light)`` from the two parts, or None (read it whole then)."""
         import marshal
-        import time
 
-        from planner.spec.fastyaml import join, parse_block, unpack
+        from planner.spec.fastyaml import join, unpack
 
         try:
             if text != self.text or light != self.light:
                 return None
-            started = time.monotonic()
-            head = parse_block(self.head, light)
-            packed = self.forked.result(timeout=max(self.TIMEOUT, 4 * (time.monotonic() - started)))
+            if self.first is None:
+                self.read_first()
+            head, took = self.first
+            packed = self.forked.result(timeout=max(self.TIMEOUT, 4 * took))
             if head is None or packed is None:
                 return None
             return join(head, unpack(marshal.loads(packed)), self.key)
@@ -232,6 +250,37 @@ class TailRead:
         if self.done is not None:
             os.close(self.done)
             self.done = None
+
+
+def expand_paths(paths: list[str | Path]) -> list[tuple[Path, str]]:
+    """Files named, plus every .yaml/.yml file below directories, sorted."""
+    out: list[tuple[Path, str]] = []
+    errors: list[Diagnostic] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in SPEC_SUFFIXES)
+            if not found:
+                errors.append(Diagnostic(Location(str(p)), "directory holds no .yaml or .yml spec files"))
+            out.extend((q, str(q)) for q in found)
+        elif p.exists():
+            out.append((p, str(p)))
+        else:
+            errors.append(Diagnostic(Location(str(p)), "no such file or directory"))
+    if errors:
+        raise InputError("cannot read input", errors)
+    if not out:
+        raise InputError("no input", [Diagnostic(Location("<args>"), "no spec files given")])
+    if len(out) > MAX_FILES:
+        raise InputError("too many files", [Diagnostic(Location(str(paths[0])), f"more than {MAX_FILES:,} spec files")])
+    seen: set[Path] = set()
+    unique = []
+    for path, name in out:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((path, name))
+    return unique
 
 
 def read_yaml(path: Path, display: str | None = None, *, light: bool = False, tail: TailRead | None = None) -> SourceFile:
