@@ -399,7 +399,15 @@ class SiteGraph:
         if tree is None:
             return [_INF] * len(sites)
         number, distance = self._topology[0], tree.distance
+        if sites == self._spec_sites:  # numbered first, in this order
+            return distance[: len(sites)]
         return [distance[number[s]] if s in number else _INF for s in sites]
+
+    @cached_property
+    def _spec_sites(self) -> tuple[str, ...]:
+        """The spec's site ids in order (as :meth:`latency_list` is asked for them), where no id repeats."""
+        ids = tuple(site.id for site in self.spec.sites)
+        return ids if len(set(ids)) == len(ids) else ()
 
     def _path(self, source: str, at: int) -> list[int]:
         """The sites from ``source`` to the reached site ``at``, working out predecessors not yet known."""

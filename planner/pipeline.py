@@ -373,10 +373,12 @@ def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[P
     from planner.policy.document import placement_document
     from planner.policy.evaluate import start_stage
     from planner.solver import solve
+    from planner.solver.admissibility import size_workloads_for
 
     run = _start(spec, options, placement=True)
     denials: dict = {}
     errors: list = []
+    sizing = None
     try:
         if run.policies is not None:
             # The validate-stage findings are not needed until the end: a
@@ -387,12 +389,13 @@ def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[P
             if strict:
                 run.violations, _ = validated()
             if run.placement is not None:  # started in a copy while the document was built
+                sizing = size_workloads_for(spec, run.facts.catalog)  # the solver's, while the copy finishes
                 denials, errors = run.placement.result()
             else:
                 pdoc, _, _ = placement_document(run.document)
                 keep(pdoc)
                 denials, errors = _placement(run.policies, pdoc, strict)
-        result = solve(spec, run.facts, denials)
+        result = solve(spec, run.facts, denials, sizing=sizing)
         planned_result = PlanResult(spec=spec, validation=run.result, plan=result, facts=run.facts, denials=denials)
         if solved is not None:
             solved(planned_result)

@@ -55,6 +55,8 @@ def _assert_same_as_networkx(spec, extra_names=("nowhere",), graph: SiteGraph | 
         assert latencies == dist  # in any order
         assert {k: type(v) for k, v in latencies.items()} == {k: type(v) for k, v in dist.items()}
         assert graph.latency_list(source, names) == [dist.get(t, float("inf")) for t in names]
+        own = tuple(site.id for site in spec.sites)  # what the solver asks: read off in one slice
+        assert graph.latency_list(source, own) == [dist.get(t, float("inf")) for t in own]
 
 
 def _link(a: str, b: str, latency: float) -> SimpleNamespace:

@@ -290,13 +290,18 @@ def _capacity_reasons(ctx: Context, workload: str, missing: int) -> list[Reason]
 
 
 def solve(
-    spec, facts, policy_denials: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] | None = None, adm: Admissibility | None = None
+    spec,
+    facts,
+    policy_denials: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] | None = None,
+    adm: Admissibility | None = None,
+    sizing=None,
 ) -> Plan:
     """Place every workload's replicas; see :mod:`planner.solver.model` for the formulation.
 
-    ``adm`` may pass the admissibility already decided for these denials."""
+    ``adm`` may pass the admissibility already decided for these denials,
+    ``sizing`` the workloads' sizing (:func:`~planner.solver.admissibility.size_workloads_for`)."""
     with gc_paused():
-        return _solve(spec, facts, adm or admissibility(spec, facts, policy_denials))
+        return _solve(spec, facts, adm or admissibility(spec, facts, policy_denials, sizing))
 
 
 def _solve(spec, facts, adm: Admissibility) -> Plan:
