@@ -10,8 +10,9 @@ Besides the stages (run one after another in that process), the table shows
 the commands a user runs, end to end in their own process: `medplan
 validate` and `medplan plan --out`, each run --runs times (3) in turn, the
 fastest run and the median shown (a shared host's speed varies by a third
-from minute to minute), with the largest peak memory of them all (PSS of
-the command and its children). Every file stays until the benchmark ends:
+from minute to minute), and the larger peak memory of one more run of each
+(PSS of the command and its children; the timed runs are not sampled, as
+sampling slows them). Every file stays until the benchmark ends:
 on a disk that discards deleted blocks, creating thousands of files right
 after deleting thousands stalls for seconds. Growth is the
 stage total over the previous size's; the last line gives the plan
@@ -121,13 +122,15 @@ def run_one(sites: int, workloads: int, seed: int, runs: int = 3, work: str | No
         objective = result_plan.objective
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "planner")], env=_COMPILED, check=True)
         # Each command runs `runs` times, the two taking turns, each plan into
-        # a directory of its own (replacing one would time its removal too).
+        # a directory of its own (replacing one would time its removal too);
+        # then once more each for its peak memory.
         validate_runs, plan_runs = [], []
         for n in range(runs):
-            validate_runs.append(_command(["validate", str(path)]))
-            plan_runs.append(_command(["plan", str(path), "--out", str(Path(tmp) / f"plan-{n}")]))
-        validate_s = sorted(t for t, _ in validate_runs)
-        plan_s = sorted(t for t, _ in plan_runs)
+            validate_runs.append(_command(["validate", str(path)])[0])
+            plan_runs.append(_command(["plan", str(path), "--out", str(Path(tmp) / f"plan-{n}")])[0])
+        memory = [_command(["validate", str(path)], memory=True)[1], _command(["plan", str(path), "--out", str(Path(tmp) / "plan-memory")], memory=True)[1]]
+        validate_s = sorted(validate_runs)
+        plan_s = sorted(plan_runs)
         return {
             "size": f"{sites}x{workloads}",
             "flows": len(spec.flows),
@@ -145,7 +148,7 @@ def run_one(sites: int, workloads: int, seed: int, runs: int = 3, work: str | No
             "validate_cmd_median_s": validate_s[len(validate_s) // 2],
             "plan_cmd_s": plan_s[0],
             "plan_cmd_median_s": plan_s[len(plan_s) // 2],
-            "plan_cmd_mb": max(mb for _, mb in validate_runs + plan_runs),  # the largest peak of either command
+            "plan_cmd_mb": max(memory),  # the larger peak of the two commands
         }
 
 
@@ -158,26 +161,32 @@ _COMPILED = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECOD
 }
 
 
-def _command(args: list[str]) -> tuple[float, float]:
-    """Wall time and peak memory (MB) of one `medplan` command, as a user runs it.
+def _command(args: list[str], memory: bool = False) -> tuple[float, float | None]:
+    """Wall time of one `medplan` command, as a user runs it, and with
+    ``memory`` its peak memory (MB), else None.
 
     Memory is the peak of the summed proportional set size (PSS) of the
     command and its children, sampled from /proc every 50 ms: `medplan plan`
     renders a large plan's reports in a forked copy that shares most of its
     pages, which a sum of RSS would count twice. Without /proc, the largest
-    child's ru_maxrss."""
+    child's ru_maxrss. Sampling walks the command's page tables in the kernel
+    (it made a 10,000-workload `medplan validate` 0.5-0.7 s slower), so a
+    run that is timed is not sampled."""
     t = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "planner.cli", *args], cwd=REPO, env=_COMPILED, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     peak_kb = 0
-    while proc.poll() is None:
-        peak_kb = max(peak_kb, _tree_pss_kb(proc.pid))
-        time.sleep(0.05)
-    stderr = proc.stderr.read() if proc.stderr else ""
+    if memory:
+        while proc.poll() is None:
+            peak_kb = max(peak_kb, _tree_pss_kb(proc.pid))
+            time.sleep(0.05)
+    stderr = proc.communicate()[1] or ""
     wall = time.perf_counter() - t
     if proc.returncode not in (0, 1):  # 1: the generated spec's deliberate violations
         raise SystemExit(f"medplan {args[0]} exited {proc.returncode}:\n{stderr[-2000:]}")
+    if not memory:
+        return wall, None
     if not peak_kb:
         peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return wall, peak_kb / 1024
