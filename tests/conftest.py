@@ -59,6 +59,16 @@ def failing_in_copies(real, message: str):
 
 
 @pytest.fixture
+def spec_file(tmp_path) -> Path:
+    """A generated spec (60 sites, 400 workloads) large enough to be read in two parts."""
+    from planner.generate import generate_yaml
+
+    path = tmp_path / "big.yaml"
+    path.write_text(generate_yaml(60, 400, 7), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
 def may_fork():
     """Skips where this test process may not fork (another thread, not Linux);
     afterwards, the copies started early, the route worker and the input

@@ -179,7 +179,7 @@ def test_input_json_writes_what_orjson_refuses():
 
 
 def test_plan_finds_the_same_with_the_validate_stage_in_the_background(background, forks, monkeypatch, tmp_path):
-    from planner import pipeline, startup
+    from planner import pipeline
 
     path = tmp_path / "g.yaml"
     path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")

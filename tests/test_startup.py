@@ -18,7 +18,6 @@ from planner.errors import InputError
 from planner.generate import generate_yaml
 from planner.spec.yamlsource import TailRead
 from tests.conftest import REPO, child_pids
-from tests.test_tail_read import spec_file  # noqa: F401 - a fixture
 
 HEAVY = ("pydantic", "planner.spec.models", "planner.pipeline", "planner.solver", "regorus", "numpy", "scipy")
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 import planner.graph as graph_module
 from planner import pipeline, startup
 from planner.generate import generate_yaml
@@ -17,13 +15,6 @@ from planner.spec import fastyaml
 from planner.spec.yamlsource import TailRead, read_yaml
 from tests.conftest import child_pids, failing_in_copies
 from tests.test_yaml_fastpath import _same_data, _same_light_positions
-
-
-@pytest.fixture
-def spec_file(tmp_path):
-    path = tmp_path / "big.yaml"
-    path.write_text(generate_yaml(60, 400, 7), encoding="utf-8")
-    return path
 
 
 def _same_source(a, b) -> bool:
