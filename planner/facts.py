@@ -110,11 +110,11 @@ class Facts:
         return site.zone if site is not None else None  # type: ignore[attr-defined]
 
 
-def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None, routed: Callable[[Facts], None] | None = None) -> Facts:
+def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None, routed: Callable[[], None] | None = None) -> Facts:
     """The facts of ``spec``. ``meanwhile(facts)`` is called while the routes
     are worked out (perhaps on another core): everything but ``flows`` is
-    there to use. ``routed(facts)`` is called once the routes are in, before
-    the flows are resolved: from then on, no worker of this call uses a core."""
+    there to use. ``routed()`` is called once the routes are in, before the
+    flows are resolved: from then on, no worker of this call uses a core."""
     catalog = catalog_with_spec(spec)
     facts = Facts(spec=spec, catalog=catalog, graph=SiteGraph(spec), pools=resolve_pools(spec, catalog))
     datasets = facts.index["dataset"]
@@ -131,7 +131,7 @@ def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None, routed:
     finally:
         facts.graph.collect()
     if routed is not None:
-        routed(facts)
+        routed()
     flows = []
     for f, (source, target) in zip(spec.flows, resolved):
         zones = ()

@@ -15,9 +15,9 @@ from planner import __version__
 from planner.errors import InputError
 from planner.process import keep
 from planner.policy.findings import Finding, Status, at_or_above
-from planner.spec.loader import InputFile, expand_paths, load_files, sources_of
+from planner.spec.loader import InputFile, load_files, sources_of
 from planner.spec.models import Severity, Spec
-from planner.startup import helpers
+from planner.startup import helpers, listed
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
         if placement:
             run.placement = _placement_away(run, facts, sections)
 
-    def routed(facts) -> None:
+    def routed() -> None:
         if emit is not None and sections:
             emit(sections)
 
@@ -458,13 +458,13 @@ def replan(doc: dict, origin: str, options: ValidateOptions | None = None) -> Pl
 
 
 def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult:
-    files = expand_paths(list(paths))
+    files = listed(paths)
     with helpers(files, input_helper=True) as tails:
         return validate(load_files(files, tails), options)
 
 
 def run_plan(paths: list[str], options: ValidateOptions, solved: Callable[[PlanResult], None] | None = None) -> PlanResult:
-    files = expand_paths(list(paths))
+    files = listed(paths)
     with helpers(files) as tails:
         return plan(load_files(files, tails), options, solved)
 

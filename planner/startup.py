@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from planner.errors import InputError
 
@@ -32,8 +33,15 @@ TAIL_READ_FROM_BYTES = 2_000_000
 # mostly ready within a few hundredths of a second of this process's imports.
 SPLIT_WHILE_IMPORTING = 0.5
 
-# What start() started: the files as listed and the tail reads by path.
-_early: tuple[list[tuple[Path, str]], dict[Path, object]] | None = None
+class _Started(NamedTuple):
+    """What start() started: the files as listed, the tail reads by path, and the paths it was given."""
+
+    files: list[tuple[Path, str]]
+    tails: dict[Path, object]
+    paths: list[str]
+
+
+_early: _Started | None = None
 
 
 def start(paths: list[str], input_helper: bool = False) -> None:
@@ -49,7 +57,18 @@ def start(paths: list[str], input_helper: bool = False) -> None:
         files = expand_paths(list(paths))
     except InputError:
         return
-    _early = (files, _start(files, input_helper, SPLIT_WHILE_IMPORTING))
+    _early = _Started(files, _start(files, input_helper, SPLIT_WHILE_IMPORTING), list(paths))
+
+
+def listed(paths: list[str]) -> list[tuple[Path, str]]:
+    """:func:`~planner.spec.yamlsource.expand_paths` of ``paths``: as
+    :func:`start` listed them if it was given the same paths (a directory of
+    thousands of files is not walked twice)."""
+    from planner.spec.yamlsource import expand_paths
+
+    if _early is not None and _early.paths == list(paths):
+        return _early.files
+    return expand_paths(list(paths))
 
 
 def stop() -> None:
@@ -60,7 +79,7 @@ def stop() -> None:
     global _early
     early, _early = _early, None
     if early is not None:
-        _close(early[1])
+        _close(early.tails)
         stop_route_worker()
         stop_input_helper()
 
@@ -75,8 +94,8 @@ def helpers(files: list[tuple[Path, str]], input_helper: bool = False):
     from planner.policy.engine import start_input_helper, stop_input_helper
 
     global _early
-    if _early is not None and _early[0] == files:
-        tails, _early = _early[1], None
+    if _early is not None and _early.files == files:
+        tails, _early = _early.tails, None
         if input_helper:
             start_input_helper()  # if start() was not asked for one
     else:
