@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from heapq import heappop, heappush
@@ -61,10 +61,18 @@ _UNSET = -2  # a predecessor not yet worked out from the distances
 
 @dataclass(frozen=True)
 class _Tree:
-    """Lowest-latency routes from one site: distances and predecessors."""
+    """Lowest-latency routes from one site: distances and predecessors.
 
-    distance: list[float]  # inf where not reached
-    pred: list[int]  # the site before on the route, -1 at the source and where not reached, _UNSET: not worked out
+    A batch's trees keep their rows as arrays (no object per site, of which a
+    large batch would make millions that few routes read); :meth:`latency`
+    reads the source's own distance as the int 0, as networkx reports it."""
+
+    source: int
+    distance: Sequence[float]  # inf where not reached
+    pred: MutableSequence[int]  # the site before on the route, -1 at the source and where not reached, _UNSET: not worked out
+
+    def latency(self, v: int) -> float:
+        return 0 if v == self.source else self.distance[v]
 
 
 def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
@@ -105,7 +113,7 @@ def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
                         heappush(heap, du)
                     else:
                         bucket.append(u)
-    return _Tree(seen, pred)
+    return _Tree(source, seen, pred)
 
 
 def _batch_trees(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> list[_Tree]:
@@ -167,17 +175,12 @@ def _batch_routes(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) 
 
 def _trees_from(routes: tuple[bytes, bytes], sources: list[int], n: int) -> list[_Tree]:
     """Trees from rows of distances and predecessors (:func:`_batch_routes`),
-    read without numpy; a predecessor left unset is worked out by
-    :func:`_pred_from` (or an exact run) when a route needs it."""
+    read without numpy, each row an array; a predecessor left unset is
+    worked out by :func:`_pred_from` (or an exact run) when a route needs it."""
     rows, before = array("d"), array("q")
     rows.frombytes(routes[0])
     before.frombytes(routes[1])
-    trees = []
-    for k, source in enumerate(sources):
-        distance = rows[k * n : (k + 1) * n].tolist()
-        distance[source] = 0  # an int, as networkx reports it
-        trees.append(_Tree(distance, before[k * n : (k + 1) * n].tolist()))
-    return trees
+    return [_Tree(source, rows[k * n : (k + 1) * n], before[k * n : (k + 1) * n]) for k, source in enumerate(sources)]
 
 
 # A forked copy of this process that imports scipy ahead of time and then
@@ -386,7 +389,11 @@ class SiteGraph:
         if found is None:
             tree = self._tree(source)
             names = self._topology[1]
-            found = {} if tree is None else {names[v]: d for v, d in enumerate(tree.distance) if d != _INF}
+            if tree is None:
+                found = {}
+            else:
+                found = {names[v]: d for v, d in enumerate(tree.distance) if d != _INF}
+                found[names[tree.source]] = 0  # see _Tree.latency
             self._latencies[source] = found
         return found
 
@@ -398,10 +405,13 @@ class SiteGraph:
         tree = self._tree(source)
         if tree is None:
             return [_INF] * len(sites)
-        number, distance = self._topology[0], tree.distance
+        number, latency = self._topology[0], tree.latency
         if sites == self._spec_sites:  # numbered first, in this order
-            return distance[: len(sites)]
-        return [distance[number[s]] if s in number else _INF for s in sites]
+            found = list(tree.distance[: len(sites)])
+            if tree.source < len(found):
+                found[tree.source] = 0  # see _Tree.latency
+            return found
+        return [latency(number[s]) if s in number else _INF for s in sites]
 
     @cached_property
     def _spec_sites(self) -> tuple[str, ...]:
@@ -439,7 +449,7 @@ class SiteGraph:
         path = self._path(source, at)
         sites = tuple([names[v] for v in path])
         links = tuple([keys[a][b] for a, b in zip(path, path[1:])])
-        return Route(source, target, True, tree.distance[at], sites, links)
+        return Route(source, target, True, tree.latency(at), sites, links)
 
 
 def flow_end(spec_index: dict[str, dict[str, object]], name: str) -> FlowEnd:
