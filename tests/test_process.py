@@ -155,6 +155,45 @@ def test_a_failing_server_is_lost_and_gone(may_fork):
     assert not child_pids()
 
 
+def _big() -> bytes:
+    return b"x" * 300_000_000  # pages enough that the kernel takes a moment to free them
+
+
+def test_a_keeping_process_collects_ended_copies_later(may_fork, monkeypatch):
+    # Keeping everything until it exits, the console process goes on while a
+    # large copy is freed, and collects it at its next fork (or its exit).
+    monkeypatch.setattr(process, "_kept", [])
+    monkeypatch.setattr(process, "_ending", [])
+    assert process.Forked.start(lambda: 7).result(timeout=30) == 7  # a status it did not wait for, or 0
+    _collected()
+    big = process.Forked.start(_big)
+    time.sleep(0.5)
+    pid = big.pid
+    big.close()
+    assert big.pid is None and set(process._ending) <= {pid}
+    _collected()
+    failing = process.Forked.start(lambda: 1 / 0)
+    assert failing.result(timeout=30) is None  # wrote nothing: whatever its status, no result
+    _collected()
+
+
+def _collected() -> None:
+    """Wait until every copy left ending is collected (as the next fork does)."""
+    deadline = time.monotonic() + 30
+    while process._ending and time.monotonic() < deadline:
+        time.sleep(0.05)
+        process._collect_ended()
+    assert not process._ending
+
+
+def test_a_library_caller_collects_each_copy_at_once(may_fork, monkeypatch):
+    monkeypatch.setattr(process, "_kept", None)
+    big = process.Forked.start(_big)
+    time.sleep(0.5)
+    big.close()
+    assert not process._ending and not child_pids()
+
+
 def test_no_server_without_forking(monkeypatch):
     monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
     assert process.Server.start(list, _count) is None
