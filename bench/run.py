@@ -59,16 +59,18 @@ def _peak_mb() -> float:
 def run_one(sites: int, workloads: int, seed: int, runs: int = 3, work: str | None = None) -> dict:
     """Run the pipeline stage by stage on one generated spec (in this process)."""
     sys.path.insert(0, str(REPO))
+    from planner.cli import tune_gc, tune_threads
+
+    tune_gc()  # as the command line does
+    tune_threads()  # before numpy loads
     from planner.generate import generate_yaml
     from planner.pipeline import ValidateOptions, _finish, _start, plan_document
     from planner.policy.document import placement_document
     from planner.policy.evaluate import evaluate_placement, evaluate_stage
     from planner.render import render_plan_files
     from planner.solver import admissibility, expand_denials, solve
-    from planner.cli import tune_gc
     from planner.spec.loader import load_spec
 
-    tune_gc()  # as the command line does
     times: dict[str, float] = {}
     peaks: dict[str, float] = {}
 

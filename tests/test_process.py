@@ -197,3 +197,18 @@ def test_a_library_caller_collects_each_copy_at_once(may_fork, monkeypatch):
 def test_no_server_without_forking(monkeypatch):
     monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
     assert process.Server.start(list, _count) is None
+
+
+def test_the_console_process_runs_numpy_on_one_thread_unless_told_otherwise():
+    # OpenBLAS would start a spinning thread per core beside the forked copies.
+    probe = (
+        "import os; from planner.cli import tune_threads; tune_threads(); import numpy; "
+        "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | {"PYTHONPATH": str(REPO)}
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("counts threads in /proc")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["1", "1"], done.stderr
+    told = subprocess.run([sys.executable, "-c", probe], env=env | {"OPENBLAS_NUM_THREADS": "2"}, capture_output=True, text=True, timeout=120)
+    assert told.stdout.split()[0] == "2", told.stderr
