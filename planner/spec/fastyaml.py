@@ -259,16 +259,16 @@ def _lines(text: str) -> list[str] | None:
     if not _printable(text):
         return None
     lines = text.split("\n")
-    if _too_many_nodes(text, lines) or max(map(len, lines)) > MAX_SCALAR_CHARS:
+    if _too_many_nodes(text, len(lines)) or max(map(len, lines)) > MAX_SCALAR_CHARS:
         return None
     return lines
 
 
-def _too_many_nodes(text: str, lines: list[str]) -> bool:
-    """Whether ``text`` (split into ``lines``) may hold more than MAX_NODES nodes:
+def _too_many_nodes(text: str, lines: int) -> bool:
+    """Whether ``text`` (of so many ``lines``) may hold more than MAX_NODES nodes:
     a line adds at most three block nodes; a flow collection adds itself and
     at most one item per ',' and per collection in it."""
-    return 3 * len(lines) + text.count(",") + 2 * (text.count("[") + text.count("{")) > MAX_NODES
+    return 3 * lines + text.count(",") + 2 * (text.count("[") + text.count("{")) > MAX_NODES
 
 
 # A large file may be read in two parts at once (see yamlsource.TailRead):
@@ -280,6 +280,7 @@ def _too_many_nodes(text: str, lines: list[str]) -> bool:
 SPLIT_AT = 0.7
 _SECTION = re.compile(r"([A-Za-z_][A-Za-z0-9_]*): *")  # a top-level key whose block follows
 _ITEM = re.compile(r"( *)-(?: |$)")
+_TOP_LEVEL = re.compile(r"\n[^ \-#\n]")  # a line after the first that is not blank, indented, an item or a comment
 
 
 def split(text: str, share: float = SPLIT_AT) -> tuple[str, str, int, str] | None:
@@ -291,31 +292,62 @@ def split(text: str, share: float = SPLIT_AT) -> tuple[str, str, int, str] | Non
     makes them one. None if no such item comes at or after that ``share`` of
     the lines."""
     # Each part is checked as the line reader checks a text (characters,
-    # line lengths), but the limit on nodes is the whole text's.
-    lines = text.split("\n")
-    if _too_many_nodes(text, lines):
+    # line lengths), but the limit on nodes is the whole text's. The text is
+    # not split into lines: only those from the section's key on are read.
+    count = text.count("\n") + 1
+    if _too_many_nodes(text, count):
         return None
-    at = int(len(lines) * share)
-    top = at
-    while top > 0 and (not lines[top] or lines[top][0] in " -#"):
-        top -= 1
+    at = int(count * share)
+    begin = _line_start(text, at, count)
+    top = _top_level_before(text, begin)
     section = dash = None  # the section's key line, and the indentation of its items' dashes
-    n = top
-    while n < len(lines):
-        line = lines[n]
+    n, pos = text.count("\n", 0, top), top  # a line's number, and where it begins
+    while pos <= len(text):
+        end = text.find("\n", pos)
+        if end < 0:
+            end = len(text)
+        line = text[pos:end]
         if line and line[0] not in " -#":  # a top-level key: the next section
             section, dash = _SECTION.fullmatch(line), None
         elif section is not None and line.strip() and not line.lstrip().startswith("#"):
             item = _ITEM.match(line)
             if dash is None:  # the section's first entry: is it a sequence?
                 section, dash = (section, item.group(1)) if item is not None else (None, None)
-                n = max(n, at - 1)  # no section starts between `top` and `at`: look on from `at`
+                if n < at - 1:  # no section starts between `top` and `at`: look on from `at`
+                    n, end = at - 1, begin - 1
             elif n >= at and item is not None and item.group(1) == dash:
                 key = section.group(1)
-                cut = sum(map(len, lines[:n])) + n  # where line n begins
-                return text[: cut - 1], f"{key}:\n" + text[cut:], n - 1, key
-        n += 1
+                return text[: pos - 1], f"{key}:\n" + text[pos:], n - 1, key
+        n, pos = n + 1, end + 1
     return None
+
+
+def _line_start(text: str, line: int, lines: int) -> int:
+    """Where line number ``line`` (from 0) of ``text``, of ``lines`` lines, begins."""
+    pos = text.rfind("\n", 0, len(text) * line // lines) + 1  # a line near it, by characters
+    at = text.count("\n", 0, pos)
+    find, rfind = text.find, text.rfind
+    while at < line:
+        pos, at = find("\n", pos) + 1, at + 1
+    while at > line:
+        pos, at = rfind("\n", 0, pos - 1) + 1, at - 1
+    return pos
+
+
+def _top_level_before(text: str, begin: int, chunk: int = 1 << 16) -> int:
+    """Where the last top-level line that begins at or before ``begin`` (a
+    line's start) begins: 0 if none but the first (searched backwards a
+    chunk at a time, since the section may be long)."""
+    end = begin + 1
+    while end > 1:
+        start = max(0, end - chunk)
+        last = None
+        for last in _TOP_LEVEL.finditer(text, start, end):
+            pass
+        if last is not None:
+            return last.start() + 1
+        end = start + 1  # a match may end where this chunk starts
+    return 0
 
 
 def join(head: tuple[dict, _Where], tail: tuple[dict, _Where], key: str) -> tuple[dict, _Where] | None:
