@@ -29,6 +29,7 @@ from typing import NoReturn
 
 _kept: list | None = None
 _ending: list[int] = []  # copies ended or killed but not yet collected (see _collect)
+_in_copy = False  # whether this process is a forked copy (see _run_child)
 
 
 def keep_until_exit() -> None:
@@ -75,6 +76,18 @@ def can_fork(switch: str | None = None) -> bool:
     )
 
 
+def alone(timeout: float) -> bool:
+    """Whether this process's other threads, if any, end within ``timeout``
+    seconds (as a server's request reader does once its requests end, see
+    :meth:`Server.end_requests`), so that it may fork (:func:`can_fork`)."""
+    deadline = time.monotonic() + timeout
+    while threading.active_count() > 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
 class Forked:
     """``work()`` run in a forked copy of this process; its result comes back pickled through a pipe.
 
@@ -99,11 +112,12 @@ class Forked:
             return None
         gc.freeze()
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        parent = os.getpid() if _in_copy else None
         pid = -1
         try:
             pid = os.fork()
             if pid == 0:
-                _run_child(work, read_fd, write_fd, held)  # does not return
+                _run_child(work, read_fd, write_fd, held, parent)  # does not return
         except OSError:
             os.close(read_fd)
             os.close(write_fd)
@@ -178,9 +192,15 @@ def _collect_ended() -> None:
             _ending.remove(pid)
 
 
-def _run_child(work, read_fd: int, write_fd: int, held) -> None:
+def _run_child(work, read_fd: int, write_fd: int, held, parent: int | None) -> None:
+    """The copy's side of :meth:`Forked.start`; ``parent``: the copy that
+    forked this one, if a copy did."""
+    global _in_copy
+    _in_copy = True
     status = 1
     try:
+        if parent is not None:
+            _die_with(parent)
         os.close(read_fd)
         gc.disable()
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
@@ -190,6 +210,19 @@ def _run_child(work, read_fd: int, write_fd: int, held) -> None:
         pass
     finally:
         os._exit(status)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this copy when ``parent``, the copy that forked
+    it, ends: a copy stopped with SIGKILL cannot stop copies of its own."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl here: the copy ends when its work does
+        return
+    if os.getppid() != parent:  # it ended before that took effect
+        os._exit(1)
 
 
 class ServerLost(Exception):
@@ -266,6 +299,13 @@ class Server:
             raise ServerLost(str(exc) or type(exc).__name__) from exc
         self._asked += 1
         return self._asked - 1
+
+    def end_requests(self) -> None:
+        """Send no more requests: the copy answers those sent, and then ends
+        (its request reader, if any, at once, so the copy may fork meanwhile)."""
+        if self.requests is not None:
+            os.close(self.requests)
+            self.requests = None
 
     def answer(self, ticket: int, timeout: float | None = None):
         """The answer to the request of ``ticket`` (each is collected once), within ``timeout`` seconds."""

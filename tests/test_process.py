@@ -194,6 +194,28 @@ def test_a_library_caller_collects_each_copy_at_once(may_fork, monkeypatch):
     assert not process._ending and not child_pids()
 
 
+def _leave_a_stuck_copy() -> int:
+    return process.Forked.start(lambda: time.sleep(600)).pid
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_copy_of_a_copy_ends_with_it(may_fork):
+    # A copy stopped with SIGKILL cannot stop copies of its own: the kernel does.
+    inner = process.Forked.start(_leave_a_stuck_copy).result(timeout=30)
+    assert isinstance(inner, int)
+    deadline = time.monotonic() + 30
+    while _running(inner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(inner)
+
+
 def test_no_server_without_forking(monkeypatch):
     monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
     assert process.Server.start(list, _count) is None

@@ -53,6 +53,26 @@ def test_forked_reports_are_the_same_files(result, sequential, monkeypatch, fork
     assert not child_pids()
 
 
+def test_the_reports_copy_renders_the_second_report_in_a_copy_of_its_own(result, sequential, monkeypatch, forks):
+    # What the reports' copy runs: the view once, then the two reports in two processes.
+    if threading.active_count() > 1:
+        pytest.skip("another thread runs in this test process: no fork")
+    real_render = render._render
+
+    def recording(result, timestamp, formats):
+        found = real_render(result, timestamp, formats)
+        return {fmt: files | {"pid": str(os.getpid())} for fmt, files in found.items()}
+
+    monkeypatch.setattr(render, "_render", recording)
+    found = render._render_reports(result, ("render", None, "2026-01-02T03:04:05Z", ["md", "html"]))
+    pids = {fmt: files.pop("pid") for fmt, files in found.items()}
+    assert len(forks) == 1 and pids["md"] == str(os.getpid()) != pids["html"]
+    assert found == {"md": {"report.md": sequential["report.md"]}, "html": {"report.html": sequential["report.html"]}}
+    monkeypatch.setattr(render, "_render", failing_in_copies(real_render, "the copy fails"))
+    assert render._render_reports(result, ("render", None, "2026-01-02T03:04:05Z", ["md", "html"])) == found
+    assert not child_pids()
+
+
 def test_a_failing_copy_leaves_the_reports_to_this_process(result, sequential, monkeypatch):
     monkeypatch.setattr(render, "PARALLEL_FROM_WORKLOADS", 0)
     monkeypatch.setattr(render, "_render", failing_in_copies(render._render, "the copy fails"))

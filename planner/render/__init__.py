@@ -56,6 +56,7 @@ class ReportCopy:
             self.ticket = self.server.ask(("render", None if self.finished else result.validation, timestamp, formats))
         except ServerLost:
             self.ticket = None
+        self.server.end_requests()  # the only request: the copy may fork for the second report (see _render_reports)
 
     def files(self, timeout: float) -> dict[str, dict[str, str]] | None:
         """The files asked for, by format; None if the copy failed or took longer than ``timeout`` seconds."""
@@ -96,11 +97,30 @@ def _sections_worked_out(result):
 
 
 def _render_reports(result, request: tuple) -> dict[str, dict[str, str]]:
-    """In a :class:`ReportCopy`: the files of the formats a request asks for."""
+    """In a :class:`ReportCopy`: the files of the formats a request asks for.
+
+    Both reports print one view of the plan and its findings: it is worked
+    out here, then the second report is rendered by a forked copy of this
+    copy while this one renders the first (0.3-0.5 s each on a 10,000-workload
+    plan, at the end of ``medplan plan --out``). If no copy can be made, or
+    it fails or hangs, the second is rendered here."""
+    from planner.process import Forked, alone
+    from planner.render import report
+
     _, validation, timestamp, formats = request
     if validation is not None:
         result = dataclasses.replace(result, validation=validation)
-    return _render(result, timestamp, formats)
+    if len(formats) < 2 or not alone(1.0) or not can_fork("MEDPLAN_RENDER_PARALLEL"):
+        return _render(result, timestamp, formats)
+    report.kept_view(result, timestamp)
+    first, rest = formats[:1], formats[1:]
+    forked = Forked.start(lambda: _render(result, timestamp, rest))
+    started = time.monotonic()
+    out = _render(result, timestamp, first)
+    found = forked.result(timeout=max(CHILD_TIMEOUT, 4 * (time.monotonic() - started))) if forked is not None else None
+    if forked is not None:
+        forked.close()
+    return out | (found if found is not None else _render(result, timestamp, rest))
 
 
 def iter_plan_files(

@@ -42,6 +42,7 @@ __all__ = [
     "ControlVerdict",
     "Markdown",
     "assess_controls",
+    "kept_view",
     "md_escape",
     "plan_sections",
     "render_html",
@@ -1701,7 +1702,9 @@ def paused_gc():
             gc.enable()
 
 
-def _view(result, timestamp: str | None) -> dict:
+def kept_view(result, timestamp: str | None = None) -> dict:
+    """:func:`report_view`, worked out once for a result and timestamp and
+    kept while the result lives (both formats print it)."""
     ids = tuple(map(id, (result.spec, result.validation, result.plan, result.facts))) + (timestamp,)
     return _last_view.get(result, ids, lambda: report_view(result, timestamp))
 
@@ -1744,10 +1747,10 @@ def _environment(kind: str) -> jinja2.Environment:
 def render_markdown(result, *, timestamp: str | None = None) -> str:
     """The report as GitHub-flavoured Markdown (with a mermaid data-flow diagram)."""
     with paused_gc():
-        return _environment("md").get_template("report.md.j2").render(view=_view(result, timestamp))
+        return _environment("md").get_template("report.md.j2").render(view=kept_view(result, timestamp))
 
 
 def render_html(result, *, timestamp: str | None = None) -> str:
     """The report as one HTML file: inline CSS and SVG, nothing fetched."""
     with paused_gc():
-        return _environment("html").get_template("report.html.j2").render(view=_view(result, timestamp))
+        return _environment("html").get_template("report.html.j2").render(view=kept_view(result, timestamp))
