@@ -641,3 +641,21 @@ def test_mangled_spec_texts(data):
         return
     if "\x00" not in text:
         check(text)
+
+
+_LINES = st.lists(st.sampled_from(["a:", "items:", "- id: x", "  - id: y", "  k: v", "", "# c", "  # c", "-", "\t", "-x", "b: 1"]), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LINES, st.floats(0, 0.99), st.integers(1, 8))
+def test_the_split_point_is_found_by_counting_and_searching_back(lines, share, chunk):
+    """The line where the second part may begin, and the top-level line before
+    it, as a reading of every line finds them (the search back goes a chunk at a time)."""
+    text = "\n".join(lines)
+    count = text.count("\n") + 1
+    at = int(count * share)
+    begin = fastyaml._line_start(text, at, count)
+    assert begin == sum(len(line) + 1 for line in text.split("\n")[:at])
+    tops = [n for n, line in enumerate(text.split("\n")[: at + 1]) if n and line and line[0] not in " -#"]
+    expected = sum(len(line) + 1 for line in text.split("\n")[: tops[-1]]) if tops else 0
+    assert fastyaml._top_level_before(text, begin, chunk) == expected

@@ -338,6 +338,7 @@ def _top_level_before(text: str, begin: int, chunk: int = 1 << 16) -> int:
     """Where the last top-level line that begins at or before ``begin`` (a
     line's start) begins: 0 if none but the first (searched backwards a
     chunk at a time, since the section may be long)."""
+    chunk = max(chunk, 2)  # chunks overlap by a character: each must hold a match
     end = begin + 1
     while end > 1:
         start = max(0, end - chunk)
