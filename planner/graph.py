@@ -74,6 +74,13 @@ class _Tree:
     def latency(self, v: int) -> float:
         return 0 if v == self.source else self.distance[v]
 
+    def latencies(self, count: int | None = None) -> list[float]:
+        """The first ``count`` distances (all by default), the source's own as :meth:`latency` reads it."""
+        found = list(self.distance[:count])
+        if self.source < len(found):
+            found[self.source] = 0
+        return found
+
 
 def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
     """Dijkstra from ``source`` giving exactly networkx's ``single_source_dijkstra``.
@@ -389,11 +396,7 @@ class SiteGraph:
         if found is None:
             tree = self._tree(source)
             names = self._topology[1]
-            if tree is None:
-                found = {}
-            else:
-                found = {names[v]: d for v, d in enumerate(tree.distance) if d != _INF}
-                found[names[tree.source]] = 0  # see _Tree.latency
+            found = {} if tree is None else {names[v]: d for v, d in enumerate(tree.latencies()) if d != _INF}
             self._latencies[source] = found
         return found
 
@@ -407,10 +410,7 @@ class SiteGraph:
             return [_INF] * len(sites)
         number, latency = self._topology[0], tree.latency
         if sites == self._spec_sites:  # numbered first, in this order
-            found = list(tree.distance[: len(sites)])
-            if tree.source < len(found):
-                found[tree.source] = 0  # see _Tree.latency
-            return found
+            return tree.latencies(len(sites))
         return [latency(number[s]) if s in number else _INF for s in sites]
 
     @cached_property

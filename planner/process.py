@@ -88,6 +88,24 @@ def alone(timeout: float) -> bool:
     return True
 
 
+def beside(here, away, at_least: float) -> tuple:
+    """``(here(), away())``, ``away()`` run by a forked copy of this process
+    (on the other core) while ``here()`` runs here. Where no copy can be
+    made, or it fails (or ``away()`` gives None), or it takes longer than
+    ``at_least`` seconds and four times as long as ``here()``, ``away()``
+    runs here after all, with the same result. The caller decides whether
+    this process may fork (:func:`can_fork`)."""
+    forked = Forked.start(away)
+    try:
+        started = time.monotonic()
+        ours = here()
+        found = forked.result(timeout=max(at_least, 4 * (time.monotonic() - started))) if forked is not None else None
+    finally:
+        if forked is not None:
+            forked.close()
+    return ours, (found if found is not None else away())
+
+
 class Forked:
     """``work()`` run in a forked copy of this process; its result comes back pickled through a pipe.
 

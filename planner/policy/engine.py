@@ -207,19 +207,11 @@ def _shared(held: _Input, queries: list[str], policies) -> Outcomes:
     shares the input read here, so nothing is read twice. Where no copy can
     be made, or it fails or takes far longer than this half, its queries are
     evaluated here after all, with the same answers."""
-    from planner.process import Forked, can_fork
+    from planner.process import beside, can_fork
 
     if len(queries) < SHARE_FROM_QUERIES or not can_fork():
         return held.evaluate(queries, policies)
-    theirs = queries[1::2]
-    forked = Forked.start(lambda: held.evaluate(theirs, policies))
-    started = time.monotonic()
-    ours = held.evaluate(queries[0::2], policies)
-    found = forked.result(timeout=max(30.0, 4 * (time.monotonic() - started))) if forked is not None else None
-    if forked is not None:
-        forked.close()
-    if found is None:
-        found = held.evaluate(theirs, policies)
+    ours, found = beside(lambda: held.evaluate(queries[0::2], policies), lambda: held.evaluate(queries[1::2], policies), 30.0)
     out: Outcomes = [None] * len(queries)  # type: ignore[list-item]
     out[0::2], out[1::2] = ours, found
     return out

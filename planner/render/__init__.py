@@ -104,7 +104,7 @@ def _render_reports(result, request: tuple) -> dict[str, dict[str, str]]:
     copy while this one renders the first (0.3-0.5 s each on a 10,000-workload
     plan, at the end of ``medplan plan --out``). If no copy can be made, or
     it fails or hangs, the second is rendered here."""
-    from planner.process import Forked, alone
+    from planner.process import alone, beside
     from planner.render import report
 
     _, validation, timestamp, formats = request
@@ -113,14 +113,8 @@ def _render_reports(result, request: tuple) -> dict[str, dict[str, str]]:
     if len(formats) < 2 or not alone(1.0) or not can_fork("MEDPLAN_RENDER_PARALLEL"):
         return _render(result, timestamp, formats)
     report.kept_view(result, timestamp)
-    first, rest = formats[:1], formats[1:]
-    forked = Forked.start(lambda: _render(result, timestamp, rest))
-    started = time.monotonic()
-    out = _render(result, timestamp, first)
-    found = forked.result(timeout=max(CHILD_TIMEOUT, 4 * (time.monotonic() - started))) if forked is not None else None
-    if forked is not None:
-        forked.close()
-    return out | (found if found is not None else _render(result, timestamp, rest))
+    first, rest = beside(lambda: _render(result, timestamp, formats[:1]), lambda: _render(result, timestamp, formats[1:]), CHILD_TIMEOUT)
+    return first | rest
 
 
 def iter_plan_files(
