@@ -239,3 +239,25 @@ def test_every_large_model_plan_is_admissible_and_fits(monkeypatch, doc):
     _check(doc, plan)
     assert plan.objective.status in ("optimal", "feasible")
     assert 0.0 <= plan.objective.gap <= 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 1.0, 1.5, 2.0, math.inf, math.nan]), st.integers(0, 5)), max_size=80),
+    st.integers(0, 10),
+    st.integers(1, 12),
+)
+def test_a_units_pairs_come_cheapest_first_in_the_seeds_order(pairs, lo, count):
+    """The seed's order of a unit's pairs, its cheapest first and the others
+    sorted only when asked, is the order of one sort by cost, then pool."""
+    import numpy as np
+
+    from planner.solver.relaxation import _cheapest
+
+    static = np.array([0.0] * lo + [cost for cost, _ in pairs])
+    rank = np.array([0] * lo + [rank for _, rank in pairs], dtype=np.int64)
+    hi = len(static)
+    first, rest = _cheapest(static, rank, lo, hi, count)
+    both = np.concatenate([first, rest() if rest is not None else np.zeros(0, dtype=np.int64)])
+    assert both.tolist() == (lo + np.lexsort((rank[lo:], static[lo:]))).tolist()
+    assert len(first) >= min(count, hi - lo)

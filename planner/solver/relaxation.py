@@ -500,6 +500,24 @@ def _static(pr: _Pairs) -> np.ndarray:
     return pr.obj + np.where(pr.elastic[pr.pool], pr.y_obj[pr.pool] / pr.G[pr.pool] * pr.lp_gpus, 0.0)
 
 
+def _cheapest(static: np.ndarray, rank: np.ndarray, lo: int, hi: int, count: int):
+    """Pairs ``lo:hi`` (one unit's) by cost, ties by pool order: the
+    ``count`` cheapest and every pair as cheap as the last of them, in
+    order, and a function that gives the others in order (None if there are
+    none). Most units find room on their cheapest pools, so the others are
+    rarely sorted: sorting every unit's pairs took 0.25 s of the seed on a
+    million pairs."""
+    costs = static[lo:hi]
+    last = np.partition(costs, count - 1)[count - 1] if hi - lo > 4 * count else np.nan
+    if np.isnan(last):  # a few pairs (or costs that do not compare): all in order
+        return lo + np.lexsort((rank[lo:hi], costs)), None
+    cheap = costs <= last
+    first = lo + np.flatnonzero(cheap)
+    others = lo + np.flatnonzero(~cheap)
+    ordered = lambda js: js[np.lexsort((rank[js], static[js]))]  # noqa: E731
+    return ordered(first), (lambda: ordered(others)) if len(others) else None
+
+
 def _seed(pr: _Pairs) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
     """Columns for the first LP, the (HA unit, site) rows to start with, and a greedy placement.
 
@@ -511,25 +529,29 @@ def _seed(pr: _Pairs) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
     time.
     """
     static = _static(pr)
+    rank = pr.order[pr.pool]
     counts = np.zeros(len(pr))
     left = (pr.G * pr.N).astype(float)
     sizes = pr.start[1:] - pr.start[:-1]
     chosen: list[np.ndarray] = []
     ha_sites: list[tuple[int, int]] = []
-    # each unit's pairs cheapest first (ties by pool order), in one sort: a unit's pairs are contiguous
-    by_cost = np.lexsort((pr.order[pr.pool], static, pr.unit))
     for u in sorted(range(pr.U), key=lambda u: (-pr.weight[u], sizes[u], u)):
-        js = by_cost[pr.start[u] : pr.start[u + 1]]
+        js, rest = _cheapest(static, rank, int(pr.start[u]), int(pr.start[u + 1]), INITIAL_COLUMNS)
         chosen.append(js[:INITIAL_COLUMNS])
         if pr.ha[u] and len(js):
             ha_sites.append((u, int(pr.site[js[0]])))
         need = float(pr.R[u])
         at_site: dict[int, int] = {}
-        while need > 1e-9 and len(js):
+        while need > 1e-9 and (len(js) or rest is not None):
+            if not len(js):
+                js, rest = rest(), None
             room = np.minimum(np.floor(left[pr.pool[js]] / pr.lp_gpus[js] + 1e-9), pr.ub[js])
             k = int(np.argmax(room > 0))
             if room[k] <= 0:
-                break
+                if rest is None:
+                    break
+                js = js[:0]  # none of these has room: on to the rest
+                continue
             j = js[k]
             take = min(room[k], math.ceil(need / pr.a[j] - 1e-9))
             if pr.ha[u]:
