@@ -10,6 +10,7 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from planner import __version__
 from planner.errors import InputError
@@ -247,8 +248,12 @@ def _builder(run: _Run):
     return run.builder
 
 
-def _locate(run: _Run) -> None:
-    """Turn the violations found so far into located findings, waivers applied."""
+def _locate(run: _Run, answered: Callable[[], tuple] | None = None) -> None:
+    """Turn the violations found so far into located findings, waivers
+    applied; first those ``answered()`` gives, if given (a stage started
+    with :func:`~planner.policy.evaluate.start_stage`)."""
+    if answered is not None:
+        run.violations += answered()[0]
     run.findings += _builder(run).from_violations(run.violations)
     run.violations = []
 
@@ -395,13 +400,13 @@ def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[P
                 pdoc, _, _ = placement_document(run.document)
                 keep(pdoc)
                 denials, errors = _placement(run.policies, pdoc, strict)
-        result = solve(spec, run.facts, denials, sizing=sizing)
+        # The validate-stage findings are located while HiGHS solves (see solve()).
+        located = partial(_locate, run, validated) if run.policies is not None and not strict else None
+        result = solve(spec, run.facts, denials, sizing=sizing, meanwhile=located)
         planned_result = PlanResult(spec=spec, validation=run.result, plan=result, facts=run.facts, denials=denials)
         if solved is not None:
             solved(planned_result)
         if run.policies is not None:
-            if not strict:
-                run.violations, _ = validated()
             run.violations += errors
             document = plan_document(result, run.document)
             keep(document)

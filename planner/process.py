@@ -25,6 +25,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import NoReturn
 
 _kept: list | None = None
@@ -104,6 +105,52 @@ def beside(here, away, at_least: float) -> tuple:
         if forked is not None:
             forked.close()
     return ours, (found if found is not None else away())
+
+
+class Meanwhile:
+    """Python work to run in a thread of this process while native code that
+    lets go of the GIL runs (HiGHS, in the solver), so that the two overlap
+    rather than take turns.
+
+    :meth:`start` starts the thread (the first call only). :meth:`end` waits
+    for it and raises what the work raised; if the work was never started,
+    it runs it here. This process may not fork (:func:`can_fork`) between
+    the two."""
+
+    def __init__(self, work: Callable[[], object] | None) -> None:
+        self.work = work
+        self._thread: threading.Thread | None = None
+        self._ended: list[tuple[bool, object]] = []
+
+    def start(self) -> None:
+        if self.work is None or self._thread is not None:
+            return
+
+        def run() -> None:
+            try:
+                self._ended.append((True, self.work()))
+            except BaseException as exc:  # noqa: BLE001 - raised by end()
+                self._ended.append((False, exc))
+
+        self._thread = threading.Thread(target=run, name="medplan-meanwhile", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for a started thread to end, dropping what it raised (on the way out of an error)."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def end(self) -> object:
+        if self.work is None:
+            return None
+        if self._thread is None:
+            self._thread = threading.current_thread()  # ended here: start() does nothing more
+            return self.work()
+        self._thread.join()
+        ok, value = self._ended[0]
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value
 
 
 class Forked:

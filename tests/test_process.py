@@ -234,3 +234,32 @@ def test_the_console_process_runs_numpy_on_one_thread_unless_told_otherwise():
     assert done.stdout.split() == ["1", "1"], done.stderr
     told = subprocess.run([sys.executable, "-c", probe], env=env | {"OPENBLAS_NUM_THREADS": "2"}, capture_output=True, text=True, timeout=120)
     assert told.stdout.split()[0] == "2", told.stderr
+
+
+def test_work_meanwhile_runs_in_a_thread_once_started_and_ends_before_the_caller_goes_on():
+    import threading
+
+    ran: list[str] = []
+    beside = process.Meanwhile(lambda: ran.append(threading.current_thread().name) or "done")
+    beside.start()
+    beside.start()  # once only
+    assert beside.end() == "done" and ran == ["medplan-meanwhile"]
+    assert threading.active_count() == 1 and process.can_fork()
+
+    never_started = process.Meanwhile(lambda: ran.append(threading.current_thread().name) or "here")
+    assert never_started.end() == "here" and ran[-1] == threading.current_thread().name
+    assert process.Meanwhile(None).end() is None
+
+
+def test_what_work_meanwhile_raised_is_raised_where_it_ends_or_dropped_on_the_way_out_of_an_error():
+    def fails() -> None:
+        raise ValueError("in the thread")
+
+    beside = process.Meanwhile(fails)
+    beside.start()
+    with pytest.raises(ValueError, match="in the thread"):
+        beside.end()
+    dropped = process.Meanwhile(fails)
+    dropped.start()
+    dropped.join()  # waits, raises nothing
+    assert not dropped._thread.is_alive()

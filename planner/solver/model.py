@@ -100,6 +100,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.process import Meanwhile
 from planner.solver.admissibility import Admissibility, Candidate, CandidateArrays, WorkloadAdmissibility
 
 __all__ = ["EXACT_PAIRS", "MAX_PATTERNS", "NodeModel", "SolveResult", "node_model", "optimise"]
@@ -576,19 +577,20 @@ def _relaxation(h, highspy, lp: _Lp, costs: np.ndarray, seconds: float) -> np.nd
     return np.array(h.getSolution().col_value)
 
 
-def optimise(spec, facts, adm: Admissibility) -> SolveResult:
-    """The plan for ``adm``: the exact MILP when the model is small, else :mod:`.relaxation`."""
+def optimise(spec, facts, adm: Admissibility, beside: Meanwhile | None = None) -> SolveResult:
+    """The plan for ``adm``: the exact MILP when the model is small, else :mod:`.relaxation`.
+    ``beside`` is started as HiGHS starts its main solve (see :func:`~planner.solver.solve`)."""
     started = time.perf_counter()
     kind = spec.objective.minimize.value
     units, unplaced_fixed, ha_blocked = _units(spec, adm, kind, pool_ha=False)
     if sum(len(u.arrays) for u in units) > EXACT_PAIRS:
         from planner.solver.relaxation import optimise_large
 
-        return optimise_large(spec, facts, adm, started, units, unplaced_fixed, ha_blocked)
-    return _optimise_exact(spec, facts, *_units(spec, adm, kind), started)
+        return optimise_large(spec, facts, adm, started, units, unplaced_fixed, ha_blocked, beside)
+    return _optimise_exact(spec, facts, *_units(spec, adm, kind), started, beside)
 
 
-def _optimise_exact(spec, facts, units, unplaced_fixed, ha_blocked, started) -> SolveResult:
+def _optimise_exact(spec, facts, units, unplaced_fixed, ha_blocked, started, beside: Meanwhile | None = None) -> SolveResult:
     objective = spec.objective
     kind = objective.minimize.value
     time_limit = float(objective.time_limit_s)
@@ -769,6 +771,8 @@ def _optimise_exact(spec, facts, units, unplaced_fixed, ha_blocked, started) -> 
     phases: list[Phase] = []
     if ncols:
         _pass_model(h, highspy, lp)
+        if beside is not None:
+            beside.start()
         # HiGHS may overrun a time limit a little (it checks between LP solves): tie-breaks get less
         shares = {"unplaced": 0.3, "objective": 0.75, "cost": 0.4, "order": 0.5}
         allidx = np.arange(ncols, dtype=np.int32)

@@ -9,10 +9,11 @@ depends on the clock (solve time) is in it; that lives in ``Plan.stats``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner.process import Meanwhile
 from planner.solver.admissibility import Admissibility, Reason, admissibility, gc_paused
 from planner.solver.model import SolveResult, optimise, pool_prices
 
@@ -295,17 +296,28 @@ def solve(
     policy_denials: Mapping[str, Mapping[str, Sequence[tuple[str, str]]]] | None = None,
     adm: Admissibility | None = None,
     sizing=None,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Plan:
     """Place every workload's replicas; see :mod:`planner.solver.model` for the formulation.
 
     ``adm`` may pass the admissibility already decided for these denials,
-    ``sizing`` the workloads' sizing (:func:`~planner.solver.admissibility.size_workloads_for`)."""
-    with gc_paused():
-        return _solve(spec, facts, adm or admissibility(spec, facts, policy_denials, sizing))
+    ``sizing`` the workloads' sizing (:func:`~planner.solver.admissibility.size_workloads_for`).
+    ``meanwhile()`` is Python work that does not need the plan: it runs in a
+    thread while HiGHS solves the first LP or MILP, which lets go of the GIL
+    (or here, if HiGHS is not run), and has ended when this returns."""
+    beside = Meanwhile(meanwhile)
+    try:
+        with gc_paused():
+            planned = _solve(spec, facts, adm or admissibility(spec, facts, policy_denials, sizing), beside)
+    except BaseException:
+        beside.join()
+        raise
+    beside.end()
+    return planned
 
 
-def _solve(spec, facts, adm: Admissibility) -> Plan:
-    result = optimise(spec, facts, adm)
+def _solve(spec, facts, adm: Admissibility, beside: Meanwhile | None = None) -> Plan:
+    result = optimise(spec, facts, adm, beside)
     cost_per_gpu, imputed = pool_prices(facts)
     pools = {p.key: p for p in facts.pools}
     pool_order = {p.key: n for n, p in enumerate(facts.pools)}

@@ -54,6 +54,7 @@ import time
 
 import numpy as np
 
+from planner.process import Meanwhile
 from planner.solver.admissibility import Admissibility, Candidate
 from planner.solver.model import (
     MIP_REL_GAP,
@@ -205,9 +206,10 @@ class _Master:
     site up front and wherever else the LP breaks one.
     """
 
-    def __init__(self, pairs: _Pairs, deadline: float) -> None:
+    def __init__(self, pairs: _Pairs, deadline: float, beside: Meanwhile | None = None) -> None:
         self.pairs = pairs
         self.deadline = deadline
+        self.beside = beside  # started as HiGHS first runs
         h, highspy = _highs()
         self.h, self.highspy = h, highspy
         self.version = h.version()
@@ -388,6 +390,8 @@ class _Master:
         base = pr.U + len(self.elastic_pools)
         while True:
             h.setOptionValue("time_limit", max(self.deadline - time.perf_counter(), 0.05))
+            if self.beside is not None:
+                self.beside.start()
             h.run()
             if h.getModelStatus() not in (self.highspy.HighsModelStatus.kOptimal, self.highspy.HighsModelStatus.kModelEmpty):
                 break
@@ -1057,7 +1061,7 @@ def _improve(plan: _Plan) -> None:
             return
 
 
-def optimise_large(spec, facts, adm: Admissibility, started: float, units, unplaced_fixed, ha_blocked) -> SolveResult:
+def optimise_large(spec, facts, adm: Admissibility, started: float, units, unplaced_fixed, ha_blocked, beside: Meanwhile | None = None) -> SolveResult:
     """The plan for a large model (see the module docstring)."""
     kind = spec.objective.minimize.value
     time_limit = float(spec.objective.time_limit_s)
@@ -1070,7 +1074,7 @@ def optimise_large(spec, facts, adm: Admissibility, started: float, units, unpla
     deadline = started + time_limit
 
     pr = _Pairs(units, facts.pools, kind, cost_per_gpu, rank, site_kind)
-    master = _Master(pr, started + LP_SHARE * time_limit)
+    master = _Master(pr, started + LP_SHARE * time_limit, beside)
     seed, ha_sites, greedy = _seed(pr)
     master.add(seed, np.zeros(len(pr)))
     master.ha_rows(ha_sites)
