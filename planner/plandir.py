@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from planner.errors import Diagnostic, InputError, Location, OutputError
 
@@ -25,8 +25,9 @@ SIGNATURE = "MANIFEST.sha256.sig"
 
 
 def _check_relative(name: str) -> None:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or name in (MANIFEST, SIGNATURE):
+    # PurePosixPath(name).parts without the path object (10,000 files and more in a large plan)
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if name.startswith("/") or ".." in parts or not parts or name in (MANIFEST, SIGNATURE):
         raise OutputError(f"refusing to write {name!r} (outside the plan directory or reserved)")
 
 

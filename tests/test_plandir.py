@@ -101,9 +101,16 @@ def test_a_file_in_two_parts_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_paths_outside_the_directory_are_refused(tmp_path):
-    with pytest.raises(OutputError):
-        write_plan_dir(tmp_path / "plan", {"../escape.txt": "x"})
+@pytest.mark.parametrize("name", ["../escape.txt", "a/../../b", "/etc/passwd", "//x", "", ".", "./", "a/./..", "MANIFEST.sha256", "MANIFEST.sha256.sig"])
+def test_paths_outside_the_directory_or_reserved_are_refused(tmp_path, name):
+    with pytest.raises(OutputError, match="refusing"):
+        write_plan_dir(tmp_path / "plan", {name: "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paths_inside_the_directory_are_written_where_they_say(tmp_path):
+    write_plan_dir(tmp_path / "plan", {"./a//b.txt": "x", "..c/d": "y"})
+    assert (tmp_path / "plan" / "a" / "b.txt").read_text() == "x" and (tmp_path / "plan" / "..c" / "d").read_text() == "y"
 
 
 def _keys(tmp_path):
