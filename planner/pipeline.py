@@ -173,11 +173,12 @@ PLACEMENT_TIMEOUT = 300.0
 
 def _placement(policies, document: dict, strict: bool) -> tuple:
     """The placement stage on its input: (the denials by workload, the rules' errors)."""
-    from planner.policy.evaluate import evaluate_placement
-    from planner.solver import expand_denials
+    from planner.policy.evaluate import placement_outcomes
+    from planner.solver.admissibility import denials_from_outcomes
 
-    class_denials, errors = evaluate_placement(policies, document, strict=strict)
-    return expand_denials(class_denials, document), errors
+    errors: list = []
+    outcomes = placement_outcomes(policies, document, errors, strict=strict)
+    return denials_from_outcomes(outcomes, document), errors
 
 
 def _placement_early(policies, facts, sections: dict, strict: bool) -> tuple:

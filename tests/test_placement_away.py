@@ -95,3 +95,44 @@ def test_a_failing_placement_rule_reads_the_same_from_a_copy(spec, may_fork, for
         assert "MP-TEST-PLACE-001 failed at run time" in away[0]
     else:
         assert any(f.rule == "MP-TEST-PLACE-001" and f.status.value == "error" for f in away[0])
+
+
+# A placement rule with one denial that names no class, one with a message and one without.
+ODD = """package medplan.test_odd
+
+import rego.v1
+
+# METADATA
+# title: Kept off by the odd rule
+# custom:
+#   id: MP-TEST-PLACE-002
+#   severity: high
+#   stage: placement
+deny_odd := array.concat([{"workload": "no-such-class", "site": "no-such-class"}], [d |
+	some wc, _ in input.workloads
+	some sc, _ in input.sites
+	some d in [
+		{"workload": wc, "site": sc, "message": sprintf("odd site %s", [sc])},
+		{"workload": wc, "site": sc},
+	]
+])
+"""
+
+
+def test_placement_denials_read_the_same_in_a_copy_and_here_and_a_denial_of_no_class_is_an_error(spec, may_fork, forks, monkeypatch):
+    (spec.parent / "pol").mkdir()
+    (spec.parent / "pol" / "odd.rego").write_text(ODD, encoding="utf-8")
+    with spec.open("a", encoding="utf-8") as f:
+        f.write("policies:\n  include: [builtin:hipaa, builtin:gdpr, builtin:platform, ./pol]\n")
+    monkeypatch.setattr(pipeline, "PLACEMENT_AWAY_FROM_WORKLOADS", 0)
+    away = pipeline.run_plan([str(spec)], pipeline.ValidateOptions())
+    assert forks and not child_pids()
+    monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
+    here = pipeline.run_plan([str(spec)], pipeline.ValidateOptions())
+    assert _outcome(away) == _outcome(here)
+    errors = [f for f in here.findings if f.rule == "MP-TEST-PLACE-002"]
+    assert len(errors) == 1 and errors[0].status.value == "error" and "unknown classes" in errors[0].message
+    some = next(iter(here.denials))
+    odd = sorted(e for entries in here.denials[some].values() for e in entries if e[0] == "MP-TEST-PLACE-002")
+    assert odd and {m for _, m in odd} == {"Kept off by the odd rule"} | {f"odd site {m.split()[-1]}" for _, m in odd if m.startswith("odd")}
+    assert not here.plan.placements  # every site is denied to every workload

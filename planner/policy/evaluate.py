@@ -239,21 +239,34 @@ def start_stage(
 
 def evaluate_placement(policies: PolicySet, document: dict, *, strict: bool = False) -> tuple[list[PlacementDenial], list[Violation]]:
     """Placement-stage rules over workload and site classes."""
+    errors: list[Violation] = []
+    denials = [
+        PlacementDenial(rule, item["workload"], item["site"], str(item.get("message") or rule.title))
+        for rule, items in placement_outcomes(policies, document, errors, strict=strict)
+        for item in items
+    ]
+    return denials, errors
+
+
+def placement_outcomes(policies: PolicySet, document: dict, errors: list[Violation], *, strict: bool = False) -> list[tuple[Rule, list[dict]]]:
+    """Each placement rule's denials as it yields them, objects with a
+    ``workload`` and a ``site`` class of ``document`` (and a ``message``,
+    the rule's title if none). A failing rule, or an object that names no
+    class of the document, adds an error to ``errors``."""
     rules = policies.registry.stage("placement")
     if not rules:
-        return [], []
-    denials: list[PlacementDenial] = []
-    errors: list[Violation] = []
+        return []
+    out: list[tuple[Rule, list[dict]]] = []
     for rule, (ok, items) in zip(rules, _outcomes(policies, rules, document)()):
         if not ok:
             errors.append(_failure(rule, items, strict))
             continue
         # Rules may deny tens of thousands of class pairs: keep this loop lean.
-        workload_classes, site_classes, title = document["workloads"], document["sites"], rule.title
-        for item in items:
-            w, s = item.get("workload"), item.get("site")
-            if w not in workload_classes or s not in site_classes:
-                errors.append(Violation(rule, "spec/" + rule.id, f"placement rule yielded unknown classes: {json.dumps(item)[:200]}", error=True))
-                continue
-            denials.append(PlacementDenial(rule, w, s, str(item.get("message") or title)))
-    return denials, errors
+        workload_classes, site_classes = document["workloads"], document["sites"]
+        known = [item for item in items if item.get("workload") in workload_classes and item.get("site") in site_classes]
+        if len(known) < len(items):
+            for item in items:
+                if item.get("workload") not in workload_classes or item.get("site") not in site_classes:
+                    errors.append(Violation(rule, "spec/" + rule.id, f"placement rule yielded unknown classes: {json.dumps(item)[:200]}", error=True))
+        out.append((rule, known))
+    return out

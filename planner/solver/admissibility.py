@@ -57,6 +57,7 @@ __all__ = [
     "SizeInfo",
     "WorkloadAdmissibility",
     "admissibility",
+    "denials_from_outcomes",
     "expand_denials",
     "fmt_ms",
     "size_workloads_for",
@@ -370,18 +371,47 @@ def expand_denials(denials: Iterable, placement_doc: Mapping) -> DenialMap:
     list their ``members``. The result is a read-only mapping that keeps the
     classes (see :class:`DenialMap`).
     """
+    return _grouped(((str(getattr(d.rule, "id", d.rule)), d.workload_class, d.site_class, str(d.message)) for d in denials), placement_doc)
+
+
+def denials_from_outcomes(outcomes: Iterable[tuple[object, Sequence[Mapping]]], placement_doc: Mapping) -> DenialMap:
+    """:func:`expand_denials` of the placement rules' outcomes as they come
+    (``placement_outcomes``): per rule (having ``id`` and ``title``), the
+    objects it yielded, each with a ``workload`` and a ``site`` class and
+    perhaps a ``message``; read without an object per denial (tens of
+    thousands on a large spec)."""
+    return _grouped(
+        (
+            (rule_id, item["workload"], item["site"], str(item.get("message") or title))
+            for rule_id, title, items in ((str(rule.id), rule.title, items) for rule, items in outcomes)  # type: ignore[attr-defined]
+            for item in items
+        ),
+        placement_doc,
+    )
+
+
+def _grouped(denials: Iterable[tuple[str, str, str, str]], placement_doc: Mapping) -> DenialMap:
+    """The :class:`DenialMap` of (rule id, workload class, site class, message) denials."""
     by_class: dict[str, dict[str, list[tuple[str, str]]]] = {}
     # Tens of thousands of denials repeat a few messages and class names:
     # each is kept once, which also keeps the map small to send to another process.
     kept: dict = {}
-    for d in denials:
-        rule_id = getattr(d.rule, "id", d.rule)
-        entry = (str(rule_id), str(d.message))
+    for rule_id, workload_class, site_class, message in denials:
+        entry = (rule_id, message)
         entry = kept.setdefault(entry, entry)
-        site_class = kept.setdefault(d.site_class, d.site_class)
-        bucket = by_class.setdefault(d.workload_class, {}).setdefault(site_class, [])
-        if entry not in bucket:
+        site_class = kept.setdefault(site_class, site_class)
+        per = by_class.get(workload_class)
+        if per is None:
+            per = by_class[workload_class] = {}
+        bucket = per.get(site_class)
+        if bucket is None:
+            per[site_class] = [entry]
+        elif entry not in bucket:
             bucket.append(entry)
+    return _denial_map(by_class, placement_doc)
+
+
+def _denial_map(by_class: dict[str, dict[str, list[tuple[str, str]]]], placement_doc: Mapping) -> DenialMap:
     workloads = placement_doc["workloads"]
     sites = placement_doc["sites"]
     members = {wc: workloads[wc]["members"] for wc in by_class}
