@@ -64,11 +64,11 @@ def run_one(sites: int, workloads: int, seed: int, runs: int = 3, work: str | No
     tune_gc()  # as the command line does
     tune_threads()  # before numpy loads
     from planner.generate import generate_yaml
-    from planner.pipeline import ValidateOptions, _finish, _start, plan_document
+    from planner.pipeline import ValidateOptions, _finish, _placement, _start, plan_document
     from planner.policy.document import placement_document
-    from planner.policy.evaluate import evaluate_placement, evaluate_stage
+    from planner.policy.evaluate import evaluate_stage
     from planner.render import render_plan_files
-    from planner.solver import admissibility, expand_denials, solve
+    from planner.solver import admissibility, solve
     from planner.spec.loader import load_spec
 
     times: dict[str, float] = {}
@@ -95,9 +95,8 @@ def run_one(sites: int, workloads: int, seed: int, runs: int = 3, work: str | No
 
         t = time.perf_counter()
         pdoc, _, _ = placement_document(run.document)
-        denials_by_class, errors = evaluate_placement(run.policies, pdoc)
+        denials, errors = _placement(run.policies, pdoc, False)
         run.violations += errors
-        denials = expand_denials(denials_by_class, pdoc)
         stage("placement", t)
 
         t = time.perf_counter()
