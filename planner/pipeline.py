@@ -389,14 +389,19 @@ def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[P
         if run.policies is not None:
             # The validate-stage findings are not needed until the end: a
             # large document's rules run on another core meanwhile (at once
-            # with --strict, whose first failing rule ends the run).
+            # with --strict, whose first failing rule ends the run), once
+            # the placement copy, if any, has given the solver its input.
             strict = run.options.strict
-            validated = start_stage(run.policies, "validate", run.document, strict=strict, background=not strict)
+            validate = partial(start_stage, run.policies, "validate", run.document, strict=strict, background=not strict)
+            if strict or run.placement is None:
+                validated = validate()
             if strict:
                 run.violations, _ = validated()
             if run.placement is not None:  # started in a copy while the document was built
                 sizing = size_workloads_for(spec, run.facts.catalog)  # the solver's, while the copy finishes
                 denials, errors = run.placement.result()
+                if not strict:
+                    validated = validate()
             else:
                 pdoc, _, _ = placement_document(run.document)
                 keep(pdoc)
