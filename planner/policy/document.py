@@ -170,19 +170,27 @@ def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sec
     covered_site = {s.id for s in spec.sites if s.kind.value == "on-prem"}
     phi_dataset = {d.id for d in spec.datasets if d.classification in PERSONAL}
     value = _enum_values()
+    # The personal flows each site receives and each link carries, first:
+    # the sites and links are then given to ``emit`` before the flows are
+    # built, so that only the last flows are left to read once they are.
     receives: dict[str, list[str]] = {}
     link_flows: dict[str, list[str]] = {}
+    for rf in facts.flows:
+        if rf.flow.classification in PERSONAL:
+            if rf.target.site:
+                receives.setdefault(rf.target.site, []).append(rf.flow.id)
+            if rf.route is not None and rf.route.reachable:
+                for key in rf.route.links:
+                    link_flows.setdefault(key, []).append(rf.flow.id)
+    sites, links = _sites_and_links(facts, value, phi_at, receives, link_flows)
+    if emit is not None:
+        emit({"sites": sites, "links": links})
     flows = {}
     for rf in facts.flows:
         f = rf.flow
         route = rf.route
         source, target = rf.source, rf.target
         personal = f.classification in PERSONAL
-        if personal and target.site:
-            receives.setdefault(target.site, []).append(f.id)
-        if personal and route is not None and route.reachable:
-            for key in route.links:
-                link_flows.setdefault(key, []).append(f.id)
         source_site, target_site = source.site, target.site
         transit = value(f.encryption_in_transit)
         subjects = list(rf.subjects_zones)
@@ -215,6 +223,23 @@ def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sec
         }
         if emit is not None and len(flows) % EMIT_FLOWS == 0:
             emit({"flows": flows}, growing=True)
+    if emit is not None:
+        emit({"flows": flows})
+    return {
+        "medplan": _medplan("validate"),
+        "metadata": spec.metadata.model_dump(mode="json"),
+        "sites": sites,
+        "pools": sections["pools"],
+        "links": links,
+        "datasets": sections["datasets"],
+        "workloads": sections["workloads"],
+        "flows": flows,
+    }
+
+
+def _sites_and_links(facts: Facts, value, phi_at: dict, receives: dict, link_flows: dict) -> tuple[dict, dict]:
+    """The validate document's sites and links sections."""
+    spec = facts.spec
     sites = {}
     for s in spec.sites:
         sites[s.id] = {
@@ -243,18 +268,7 @@ def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sec
             "phi_flows": carried,
             "carries_phi": bool(carried),
         }
-    if emit is not None:
-        emit({"flows": flows, "sites": sites, "links": links})
-    return {
-        "medplan": _medplan("validate"),
-        "metadata": spec.metadata.model_dump(mode="json"),
-        "sites": sites,
-        "pools": sections["pools"],
-        "links": links,
-        "datasets": sections["datasets"],
-        "workloads": sections["workloads"],
-        "flows": flows,
-    }
+    return sites, links
 
 
 # Attributes of a workload and a site that placement rules may look at.
