@@ -380,14 +380,14 @@ def denials_from_outcomes(outcomes: Iterable[tuple[object, Sequence[Mapping]]], 
     objects it yielded, each with a ``workload`` and a ``site`` class and
     perhaps a ``message``; read without an object per denial (tens of
     thousands on a large spec)."""
-    return _grouped(
-        (
-            (rule_id, item["workload"], item["site"], str(item.get("message") or title))
-            for rule_id, title, items in ((str(rule.id), rule.title, items) for rule, items in outcomes)  # type: ignore[attr-defined]
-            for item in items
-        ),
-        placement_doc,
-    )
+
+    def denials() -> Iterator[tuple[str, str, str, str]]:
+        for rule, items in outcomes:
+            rule_id, title = str(rule.id), rule.title  # type: ignore[attr-defined]
+            for item in items:
+                yield rule_id, item["workload"], item["site"], str(item.get("message") or title)
+
+    return _grouped(denials(), placement_doc)
 
 
 def _grouped(denials: Iterable[tuple[str, str, str, str]], placement_doc: Mapping) -> DenialMap:
@@ -408,10 +408,6 @@ def _grouped(denials: Iterable[tuple[str, str, str, str]], placement_doc: Mappin
             per[site_class] = [entry]
         elif entry not in bucket:
             bucket.append(entry)
-    return _denial_map(by_class, placement_doc)
-
-
-def _denial_map(by_class: dict[str, dict[str, list[tuple[str, str]]]], placement_doc: Mapping) -> DenialMap:
     workloads = placement_doc["workloads"]
     sites = placement_doc["sites"]
     members = {wc: workloads[wc]["members"] for wc in by_class}
