@@ -385,29 +385,31 @@ def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[P
     denials: dict = {}
     errors: list = []
     sizing = None
+    located = None  # the validate-stage findings' locating, run beside the solver
     try:
         if run.policies is not None:
             # The validate-stage findings are not needed until the end: a
-            # large document's rules run on another core meanwhile (at once
-            # with --strict, whose first failing rule ends the run), once
-            # the placement copy, if any, has given the solver its input.
+            # large document's rules run on another core meanwhile, once the
+            # placement copy, if any, has given the solver its input, and
+            # are located while HiGHS solves (see solve()). With --strict they
+            # are evaluated at once: the first failing rule ends the run.
             strict = run.options.strict
-            validate = partial(start_stage, run.policies, "validate", run.document, strict=strict, background=not strict)
-            if strict or run.placement is None:
-                validated = validate()
+            background = partial(start_stage, run.policies, "validate", run.document, background=True)
             if strict:
-                run.violations, _ = validated()
+                run.violations, _ = start_stage(run.policies, "validate", run.document, strict=True)()
+            elif run.placement is None:
+                validated = background()
             if run.placement is not None:  # started in a copy while the document was built
                 sizing = size_workloads_for(spec, run.facts.catalog)  # the solver's, while the copy finishes
                 denials, errors = run.placement.result()
                 if not strict:
-                    validated = validate()
+                    validated = background()
             else:
                 pdoc, _, _ = placement_document(run.document)
                 keep(pdoc)
                 denials, errors = _placement(run.policies, pdoc, strict)
-        # The validate-stage findings are located while HiGHS solves (see solve()).
-        located = partial(_locate, run, validated) if run.policies is not None and not strict else None
+            if not strict:
+                located = partial(_locate, run, validated)
         result = solve(spec, run.facts, denials, sizing=sizing, meanwhile=located)
         planned_result = PlanResult(spec=spec, validation=run.result, plan=result, facts=run.facts, denials=denials)
         if solved is not None:

@@ -137,14 +137,13 @@ class Meanwhile:
 
     def join(self) -> None:
         """Wait for a started thread to end, dropping what it raised (on the way out of an error)."""
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread is not None:
             self._thread.join()
 
     def end(self) -> object:
         if self.work is None:
             return None
         if self._thread is None:
-            self._thread = threading.current_thread()  # ended here: start() does nothing more
             return self.work()
         self._thread.join()
         ok, value = self._ended[0]

@@ -263,10 +263,11 @@ def placement_outcomes(policies: PolicySet, document: dict, errors: list[Violati
             continue
         # Rules may deny tens of thousands of class pairs: keep this loop lean.
         workload_classes, site_classes = document["workloads"], document["sites"]
-        known = [item for item in items if item.get("workload") in workload_classes and item.get("site") in site_classes]
-        if len(known) < len(items):
-            for item in items:
-                if item.get("workload") not in workload_classes or item.get("site") not in site_classes:
-                    errors.append(Violation(rule, "spec/" + rule.id, f"placement rule yielded unknown classes: {json.dumps(item)[:200]}", error=True))
+        known = []
+        for item in items:
+            if item.get("workload") in workload_classes and item.get("site") in site_classes:
+                known.append(item)
+            else:
+                errors.append(Violation(rule, "spec/" + rule.id, f"placement rule yielded unknown classes: {json.dumps(item)[:200]}", error=True))
         out.append((rule, known))
     return out

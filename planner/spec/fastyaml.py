@@ -301,7 +301,7 @@ def split(text: str, share: float = SPLIT_AT) -> tuple[str, str, int, str] | Non
     begin = _line_start(text, at, count)
     top = _top_level_before(text, begin)
     section = dash = None  # the section's key line, and the indentation of its items' dashes
-    n, pos = text.count("\n", 0, top), top  # a line's number, and where it begins
+    n, pos = at - text.count("\n", top, begin), top  # a line's number, and where it begins
     while pos <= len(text):
         end = text.find("\n", pos)
         if end < 0:
