@@ -157,12 +157,12 @@ def _start_early(paths, input_helper: bool = False) -> None:
     start(list(paths), input_helper=input_helper)
 
 
-def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved=None):
+def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved=None, meanwhile=None):
     _start_early(paths)
     from planner.pipeline import ValidateOptions, run_plan
 
     options = ValidateOptions(fail_on=fail_on, waivers=not no_waivers, opa_url=opa_url, opa_token=opa_token, strict=strict)
-    return run_plan(list(paths), options, solved)
+    return run_plan(list(paths), options, solved, meanwhile)
 
 
 @main.command("plan")
@@ -180,6 +180,7 @@ def _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved=Non
 def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_waivers, opa_url, opa_token, strict) -> None:
     """Place every workload on admissible GPU capacity at the lowest cost and check the plan."""
     reports = None  # with --out, the reports' copy, started as soon as the plan is solved
+    unchecked: dict = {}  # with --out, the formats that show no findings, rendered while the plan-stage rules run
 
     def solved(partial) -> None:
         nonlocal reports
@@ -187,8 +188,14 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
 
         reports = start_reports(partial, finished=False)
 
+    def meanwhile(partial) -> None:
+        from planner.render import render_unchecked
+
+        unchecked.update(render_unchecked(partial))
+
     try:
-        result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, solved if out is not None else None)
+        hooks = (solved, meanwhile) if out is not None else (None, None)
+        result = _run_plan(paths, fail_on, no_waivers, opa_url, opa_token, strict, *hooks)
     except BaseException:
         if reports is not None:
             reports.close()
@@ -205,7 +212,7 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
             said.append(plan_text(result, out))
 
     if out is not None:
-        _write_plan(out, result, timestamp, sign_key, meanwhile=say, reports=reports)
+        _write_plan(out, result, timestamp, sign_key, meanwhile=say, reports=reports, rendered=unchecked)
     if not said:
         say({})
     app.out(said[0], nl=False)
@@ -213,23 +220,27 @@ def plan_command(app: App, paths, out, fmt, sign_key, timestamp, fail_on, no_wai
 
 
 def _write_plan(
-    out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None, meanwhile=None, reports=None
+    out: Path, result, timestamp: str | None, sign_key: Path | None, formats: set[str] | None = None, meanwhile=None, reports=None,
+    rendered=None,
 ) -> int:
     """Render the plan directory's files and write them, each format as soon as it is rendered; returns how many.
 
     ``meanwhile({"plan.json": text})`` (the text if rendered by then) runs
     between this process's formats and the forked copy's (see
-    :func:`~planner.render.iter_plan_files`, which also takes ``reports``)."""
+    :func:`~planner.render.iter_plan_files`, which also takes ``reports``
+    and the formats ``rendered`` already)."""
     from planner.plandir import write_plan_dir
     from planner.render import iter_plan_files
 
     seen: dict[str, str] = {}
     hook = (lambda: meanwhile(seen)) if meanwhile is not None else None
-    rendered = iter_plan_files(result, timestamp=timestamp or _timestamp_from_env(), formats=formats, meanwhile=hook, reports=reports)
+    files_of = iter_plan_files(
+        result, timestamp=timestamp or _timestamp_from_env(), formats=formats, meanwhile=hook, reports=reports, rendered=rendered
+    )
     sizes: list[int] = []
 
     def parts():
-        for fmt, files in rendered:
+        for fmt, files in files_of:
             sizes.append(len(files))
             if fmt == "json":
                 seen.update(files)
@@ -238,7 +249,7 @@ def _write_plan(
     try:
         write_plan_dir(out, parts(), sign_key=sign_key)
     finally:
-        rendered.close()  # stops a forked copy still rendering when writing failed
+        files_of.close()  # stops a forked copy still rendering when writing failed
         if reports is not None:
             reports.close()  # also one that writing failed before rendering came to
     return sum(sizes)

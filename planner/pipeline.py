@@ -370,12 +370,19 @@ def plan_document(plan, document: dict) -> dict:
     }
 
 
-def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[PlanResult], None] | None = None) -> PlanResult:
+def plan(
+    spec: Spec,
+    options: ValidateOptions | None = None,
+    solved: Callable[[PlanResult], None] | None = None,
+    meanwhile: Callable[[PlanResult], None] | None = None,
+) -> PlanResult:
     """Validate, decide admissibility, solve, and check the finished plan.
 
     ``solved(result)`` is called as soon as the plan is solved, with the
     result this returns, whose findings are not all in yet (they are when
-    this returns)."""
+    this returns). ``meanwhile(result)`` is called next, while the
+    plan-stage rules run (on another core for a large plan): work on the
+    plan that does not need its findings."""
     from planner.policy.document import placement_document
     from planner.policy.evaluate import start_stage
     from planner.solver import solve
@@ -422,7 +429,11 @@ def plan(spec: Spec, options: ValidateOptions | None = None, solved: Callable[[P
             # for a large one): the findings so far are located meanwhile.
             planned = start_stage(run.policies, "plan", document, strict=run.options.strict)
             _locate(run)
+            if meanwhile is not None:
+                meanwhile(planned_result)
             run.violations, _ = planned()
+        elif meanwhile is not None:
+            meanwhile(planned_result)
     finally:
         _close(run)
     keep(run)
@@ -476,10 +487,15 @@ def run_validate(paths: list[str], options: ValidateOptions) -> ValidationResult
         return validate(load_files(files, tails), options)
 
 
-def run_plan(paths: list[str], options: ValidateOptions, solved: Callable[[PlanResult], None] | None = None) -> PlanResult:
+def run_plan(
+    paths: list[str],
+    options: ValidateOptions,
+    solved: Callable[[PlanResult], None] | None = None,
+    meanwhile: Callable[[PlanResult], None] | None = None,
+) -> PlanResult:
     files = listed(paths)
     with helpers(files) as tails:
-        return plan(load_files(files, tails), options, solved)
+        return plan(load_files(files, tails), options, solved, meanwhile)
 
 
 __all__ = ["replan", "PlanResult", "ValidateOptions", "ValidationResult", "__version__", "plan", "plan_document", "run_plan", "run_validate", "validate"]

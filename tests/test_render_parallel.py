@@ -164,3 +164,22 @@ def test_plan_out_starts_the_reports_when_the_plan_is_solved(tmp_path, sequentia
     written = {str(p.relative_to(out)): p.read_text(encoding="utf-8") for p in out.rglob("*") if p.is_file()}
     assert {k: v for k, v in written.items() if k in sequential} == sequential
     assert not child_pids()
+
+
+def test_helm_and_terraform_rendered_while_the_plan_stage_rules_run_are_the_final_files(sequential):
+    seen: list = []
+
+    def meanwhile(partial):
+        seen.append((partial, list(partial.validation.findings), render.render_unchecked(partial)))
+
+    result = plan(load_spec([EXAMPLE]), meanwhile=meanwhile)
+    [(partial, findings_then, unchecked)] = seen
+    assert partial is result and findings_then == [] and result.validation.findings
+    assert list(unchecked) == ["helm", "terraform"]
+    assert {name: text for files in unchecked.values() for name, text in files.items()} == {
+        name: text for name, text in sequential.items() if name.startswith(("helm/", "terraform/"))
+    }
+    assert render.render_unchecked(result, {"json", "terraform"}) == {"terraform": unchecked["terraform"]}
+    files = dict(render.iter_plan_files(result, timestamp="2026-01-02T03:04:05Z", rendered=unchecked))
+    assert files["helm"] is unchecked["helm"]  # taken as rendered, not rendered again
+    assert {name: text for fmt in render.FORMATS for name, text in files[fmt].items()} == sequential

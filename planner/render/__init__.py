@@ -25,7 +25,9 @@ from planner.process import Server, ServerLost, can_fork
 FORMATS = ("json", "sarif", "md", "html", "oscal", "helm", "terraform")
 # Rendered in the forked copy; the rest are rendered here.
 _AWAY = frozenset({"md", "html"})
-# Rendered here before the others: the formats with the most files.
+# Rendered here before the others: the formats with the most files. They
+# show the plan and none of its findings, so they may also be rendered before
+# the plan-stage rules have run (see render_unchecked).
 _HERE_FIRST = ("helm", "terraform")
 # From this many workloads, rendering takes long enough to be worth a second process.
 PARALLEL_FROM_WORKLOADS = 2000
@@ -117,9 +119,19 @@ def _render_reports(result, request: tuple) -> dict[str, dict[str, str]]:
     return first | rest
 
 
+def render_unchecked(result, formats: set[str] | None = None) -> dict[str, dict[str, str]]:
+    """The files of the wanted formats that show the plan and none of its
+    findings (the Helm charts and Terraform modules), by format: ``result``
+    may be a plan just solved whose plan-stage rules are still running (see
+    :func:`~planner.pipeline.plan`), and :func:`iter_plan_files` takes them
+    as ``rendered``."""
+    wanted, _ = _wanted(formats)
+    return _render(result, None, [f for f in _HERE_FIRST if f in wanted])
+
+
 def iter_plan_files(
     result, *, timestamp: str | None = None, formats: set[str] | None = None, meanwhile: Callable[[], None] | None = None,
-    reports: ReportCopy | None = None,
+    reports: ReportCopy | None = None, rendered: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """(format, its files by relative path) for each wanted format, each as soon as it is rendered.
 
@@ -127,8 +139,10 @@ def iter_plan_files(
     store their files while the rest is rendered. ``meanwhile()`` is called
     once the formats rendered here are done, before this process waits for
     those of the forked copy (without a copy, after every format).
-    ``reports`` is a copy started for this result already (it is closed here).
+    ``reports`` is a copy started for this result already (it is closed here);
+    ``rendered``, formats rendered already (:func:`render_unchecked`).
     """
+    rendered = rendered or {}
     wanted, away = _wanted(formats)
     copy = None
     try:
@@ -138,7 +152,7 @@ def iter_plan_files(
         started = time.monotonic()
         here = [f for f in wanted if copy is None or f not in _AWAY]
         for fmt in [f for f in _HERE_FIRST if f in here] + [f for f in here if f not in _HERE_FIRST]:
-            yield fmt, _render(result, timestamp, [fmt])[fmt]
+            yield fmt, rendered[fmt] if fmt in rendered else _render(result, timestamp, [fmt])[fmt]
         if meanwhile is not None:
             meanwhile()
         if copy is not None:
