@@ -653,8 +653,8 @@ class _Plan:
     def instances(self, p):
         return self.whole[p] + _ceil_div(self.small[p], self.pr.G[p])
 
-    def marginal(self, js: np.ndarray):
-        """Per pair: (fits, nodes added) of one more replica."""
+    def marginal(self, js: np.ndarray | slice):
+        """Per pair of ``js`` (indices, or a slice): (fits, nodes added) of one more replica."""
         pr = self.pr
         p = pr.pool[js]
         G = pr.G[p]
@@ -727,20 +727,21 @@ class _Plan:
     def best(self, u: int, exclude_site: int | None = None, exclude_pool: int | None = None) -> int | None:
         """The pair of unit ``u`` where one more replica adds least (objective, cost, pool order)."""
         pr = self.pr
-        js = np.arange(pr.start[u], pr.start[u + 1])
-        ok, extra = self.marginal(js)
+        lo = int(pr.start[u])
+        unit = slice(lo, int(pr.start[u + 1]))  # a view of the unit's pairs, not a copy
+        ok, extra = self.marginal(unit)
         if exclude_site is not None:
-            ok &= pr.site[js] != exclude_site
+            ok &= pr.site[unit] != exclude_site
         if exclude_pool is not None:
-            ok &= pr.pool[js] != exclude_pool
+            ok &= pr.pool[unit] != exclude_pool
         cap = self.site_cap(u)
         if cap is not None and self.sites[u]:
             full = [s for s, n in self.sites[u].items() if n >= cap]
             if full:
-                ok &= ~np.isin(pr.site[js], full)
+                ok &= ~np.isin(pr.site[unit], full)
         if not ok.any():
             return None
-        js, extra = js[ok], extra[ok]
+        js, extra = lo + np.flatnonzero(ok), extra[ok]
         p = pr.pool[js]
         primary = pr.obj[js] + extra * pr.y_obj[p]
         secondary = pr.cost[js] + extra * np.where(pr.elastic[p], pr.price[p], 0.0)
