@@ -261,3 +261,51 @@ def test_a_units_pairs_come_cheapest_first_in_the_seeds_order(pairs, lo, count):
     both = np.concatenate([first, rest() if rest is not None else np.zeros(0, dtype=np.int64)])
     assert both.tolist() == (lo + np.lexsort((rank[lo:], static[lo:]))).tolist()
     assert len(first) >= min(count, hi - lo)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 1.0, 2.0, math.inf, math.nan]),  # objective per replica
+            st.sampled_from([0.0, 1.0, 3.0]),  # cost per replica
+            st.booleans(),  # elastic pool
+            st.integers(1, 8),  # GPUs charged per replica
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(0, 3),
+)
+def test_the_best_pair_for_one_more_replica_is_the_first_of_one_sort(pairs, used):
+    """Rounding and closing instances put a replica where it adds least: the
+    first pair by objective, then cost, then pool order, of one sort."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from planner.solver.relaxation import _Plan
+
+    n = len(pairs)
+    obj, cost, elastic, charge = (np.array(column) for column in zip(*pairs))
+    class Pairs(SimpleNamespace):
+        def __len__(self) -> int:
+            return n
+
+    pr = Pairs(
+        start=np.array([0, n]), pool=np.arange(n, dtype=np.int32), site=np.arange(n, dtype=np.int32),
+        G=np.full(n, 8), N=np.full(n, 2), nodes=np.zeros(n, dtype=np.int32), charge=charge.astype(np.int32),
+        ub=np.full(n, 4, dtype=np.int32), obj=obj.astype(float), cost=cost.astype(float), elastic=elastic.astype(bool),
+        y_obj=np.where(elastic, 5.0, 0.0), price=np.full(n, 5.0), order=np.arange(n, 0, -1), ha=np.zeros(1, dtype=bool),
+        R=np.array([1]),
+    )
+    plan = _Plan(pr)
+    plan.small[: n : 2] = used * 3  # some pools partly used: one more replica may open an instance, or not fit
+    ok, extra = plan.marginal(np.arange(n))
+    js = np.flatnonzero(ok)
+    if not len(js):
+        assert plan.best(0) is None
+        return
+    primary = obj[js] + extra[js] * pr.y_obj[js]
+    secondary = cost[js] + extra[js] * np.where(elastic[js], 5.0, 0.0)
+    assert plan.best(0) == int(js[np.lexsort((pr.order[js], secondary, primary))[0]])

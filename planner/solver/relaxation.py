@@ -657,9 +657,9 @@ class _Plan:
         """Per pair of ``js`` (indices, or a slice): (fits, nodes added) of one more replica."""
         pr = self.pr
         p = pr.pool[js]
-        G = pr.G[p]
-        before = self.whole[p] + _ceil_div(self.small[p], G)
-        after = np.where(pr.nodes[js] > 0, before + pr.nodes[js], self.whole[p] + _ceil_div(self.small[p] + pr.charge[js], G))
+        G, whole, small, nodes = pr.G[p], self.whole[p], self.small[p], pr.nodes[js]
+        before = whole + _ceil_div(small, G)
+        after = np.where(nodes > 0, before + nodes, whole + _ceil_div(small + pr.charge[js], G))
         return (after <= pr.N[p]) & (self.n[js] < pr.ub[js]), after - before
 
     def add(self, j: int, count: int = 1) -> None:
@@ -744,6 +744,12 @@ class _Plan:
         js, extra = lo + np.flatnonzero(ok), extra[ok]
         p = pr.pool[js]
         primary = pr.obj[js] + extra * pr.y_obj[p]
+        least = primary.min()
+        if least == least:  # no NaN: only the pairs at the least objective can come first
+            tied = np.flatnonzero(primary == least)
+            if len(tied) == 1:
+                return int(js[tied[0]])
+            js, extra, p, primary = js[tied], extra[tied], p[tied], primary[tied]
         secondary = pr.cost[js] + extra * np.where(pr.elastic[p], pr.price[p], 0.0)
         k = np.lexsort((pr.order[p], secondary, primary))[0]
         return int(js[k])
