@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from planner import load_spec
 from planner.pipeline import plan
 from planner.policy.findings import Status
-from planner.render.oscal import EPOCH, control_token, render_oscal
+from planner.render.oscal import EPOCH, NAMESPACE, control_token, render_oscal, uuid5_text
 from planner.render.report import SECTIONS, md_escape, render_html, render_markdown
 from planner.spec.models import Severity
 from tests.support.tools import (
@@ -244,6 +244,14 @@ _MD_TRICKY = st.lists(
 @given(st.one_of(_MD_TRICKY, st.text(max_size=20)))
 def test_md_escape_matches_its_plain_definition(text):
     assert md_escape(text) == _md_escape_reference(text)
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=60))
+def test_oscal_uuids_are_the_standard_version_5_uuids(name):
+    import uuid
+
+    assert uuid5_text(name) == str(uuid.uuid5(NAMESPACE, name))
 
 
 # --------------------------------------------------------------------------- HTML

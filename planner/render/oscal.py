@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from urllib.parse import quote
@@ -82,8 +83,22 @@ class _Ids:
     def __call__(self, *key: str) -> str:
         found = self._made.get(key)
         if found is None:
-            found = self._made[key] = str(uuid.uuid5(NAMESPACE, "\x00".join((self.root, *key))))
+            found = self._made[key] = uuid5_text("\x00".join((self.root, *key)))
         return found
+
+
+_NAMESPACE_BYTES = NAMESPACE.bytes
+
+
+def uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(NAMESPACE, name))`` without the UUID object: a large
+    plan asks for tens of thousands, and making each object took most of the
+    time."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _prop(name: str, value: object) -> dict:
