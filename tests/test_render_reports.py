@@ -257,6 +257,29 @@ def test_oscal_uuids_are_the_standard_version_5_uuids(name):
 # --------------------------------------------------------------------------- HTML
 
 
+@given(st.one_of(st.text(max_size=30), st.sampled_from(["<b>&amp;'\"", "-", ""]), st.integers(), st.floats(), st.booleans(), st.none()))
+def test_the_html_reports_escape_is_markupsafes(value):
+    import markupsafe
+
+    from planner.render import report
+
+    for _ in range(2):  # escaped, then taken from what was escaped
+        escaped = report._escape(value)
+        assert type(escaped) is markupsafe.Markup and escaped == markupsafe.escape(value)
+    report._escaped.clear()
+    assert report._escape(markupsafe.Markup("<i>kept</i>")) == "<i>kept</i>"
+
+
+def test_the_html_report_escapes_through_its_own_escape_and_forgets_after(results, hostile):
+    from planner.render import report
+
+    names = report._html_template().root_render_func.__globals__
+    assert names["escape"] is report._escape
+    for result in [*results.values(), hostile]:
+        render_html(result)
+        assert report._escaped == {}
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_html_is_self_contained(results, name):
     html = render_html(results[name])

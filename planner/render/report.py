@@ -30,6 +30,7 @@ from enum import Enum
 from functools import lru_cache
 
 import jinja2
+import markupsafe
 
 from planner import __version__
 from planner.graph import PERSONAL
@@ -1753,4 +1754,31 @@ def render_markdown(result, *, timestamp: str | None = None) -> str:
 def render_html(result, *, timestamp: str | None = None) -> str:
     """The report as one HTML file: inline CSS and SVG, nothing fetched."""
     with paused_gc():
-        return _environment("html").get_template("report.html.j2").render(view=kept_view(result, timestamp))
+        try:
+            return _html_template().render(view=kept_view(result, timestamp))
+        finally:
+            _escaped.clear()
+
+
+def _html_template() -> jinja2.Template:
+    """The HTML report's template, which escapes with :func:`_escape`."""
+    template = _environment("html").get_template("report.html.j2")
+    names = template.root_render_func.__globals__  # the compiled template's module (its macros' too)
+    if names.get("escape") is markupsafe.escape:
+        names["escape"] = _escape
+    return template
+
+
+# Each string escaped while an HTML report renders: a large plan's report
+# escapes 200,000 cells and more, four in five of them a string seen before.
+_escaped: dict[str, markupsafe.Markup] = {}
+
+
+def _escape(value: object) -> markupsafe.Markup:
+    """:func:`markupsafe.escape`, each string escaped once per report."""
+    if type(value) is str:
+        found = _escaped.get(value)
+        if found is None:
+            found = _escaped[value] = markupsafe.escape(value)
+        return found
+    return markupsafe.escape(value)
