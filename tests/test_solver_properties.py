@@ -288,6 +288,7 @@ def test_the_best_pair_for_one_more_replica_is_the_first_of_one_sort(pairs, used
 
     n = len(pairs)
     obj, cost, elastic, charge = (np.array(column) for column in zip(*pairs))
+
     class Pairs(SimpleNamespace):
         def __len__(self) -> int:
             return n
