@@ -273,6 +273,7 @@ class SiteGraph:
     spec: Spec
     _trees: dict[str, _Tree] = field(default_factory=dict, repr=False)
     _latencies: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    _routes: dict[tuple[str, str], Route] = field(default_factory=dict, repr=False)  # asked for already
     _pending: tuple | None = field(default=None, repr=False)  # a batch the worker computes: (worker, ticket, names, numbers)
 
     @cached_property
@@ -441,6 +442,13 @@ class SiteGraph:
         return path
 
     def route(self, source: str, target: str) -> Route:
+        """The lowest-latency route; asked again (flows between the same two sites), the same object."""
+        found = self._routes.get((source, target))
+        if found is None:
+            found = self._routes[(source, target)] = self._route(source, target)
+        return found
+
+    def _route(self, source: str, target: str) -> Route:
         number, names, _, keys = self._topology
         tree = self._tree(source)
         at = number.get(target)

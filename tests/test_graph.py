@@ -93,6 +93,16 @@ def test_routes_match_networkx_with_repeated_pairs_and_unlisted_sites():
     assert SiteGraph(spec).route("a", "lonely").reachable is False
 
 
+def test_a_route_asked_again_is_the_same_route():
+    """Flows between the same two sites ask for one route: it is worked out once."""
+    spec = _site_spec(["a", "b", "c", "lonely"], [_link("a", "b", 1.0), _link("b", "c", 1.0)])
+    graph = SiteGraph(spec)
+    first = graph.route("a", "c")
+    assert graph.route("a", "c") is first and first.sites == ("a", "b", "c")
+    assert graph.route("c", "a").sites == ("c", "b", "a")
+    assert graph.route("a", "lonely") is graph.route("a", "lonely") and not graph.route("a", "lonely").reachable
+
+
 @pytest.fixture
 def batch_always(monkeypatch):
     """Make every batch, however small, go through scipy; count the exact Python runs."""
