@@ -392,7 +392,6 @@ def _describe(etype: str, msg: str, got: object, ctx: dict, info) -> str:
     if etype == "literal_error":
         return f"expected {ctx.get('expected')}, got {shown}"
     if etype == "string_pattern_mismatch":
-        name = getattr(info, "alias", None)
         if info is not None and info.description and info.description.startswith("Identifier"):
             return f"expected an id (lowercase letters, digits and '-', starting with a letter, at most 63 characters), got {shown}"
         pattern = ctx.get("pattern", "")
@@ -402,7 +401,6 @@ def _describe(etype: str, msg: str, got: object, ctx: dict, info) -> str:
             return f"expected KIND/ID with KIND one of site, pool, link, dataset, workload, flow, got {shown}"
         if "[A-Z][A-Z0-9]*" in pattern:
             return f"expected a rule id such as MP-HIPAA-TX-001, got {shown}"
-        del name
         return f"expected a lowercase name (letters, digits, '-'), got {shown}"
     if etype in ("string_type", "string_too_short", "string_too_long"):
         if etype == "string_too_long":

@@ -77,7 +77,7 @@ def collect_ids(data: dict, smap: SourceMap, errors: list[Diagnostic]) -> dict[s
 def check_references(data: dict, smap: SourceMap) -> list[Diagnostic]:
     errors: list[Diagnostic] = []
     ids = collect_ids(data, smap, errors)
-    sites, datasets, workloads, flows = ids["site"], ids["dataset"], ids["workload"], ids["flow"]
+    sites, datasets = ids["site"], ids["dataset"]
 
     def need(kind: str, known: dict, name: object, path: tuple) -> None:
         if isinstance(name, str) and name not in known:
@@ -133,7 +133,6 @@ def check_references(data: dict, smap: SourceMap) -> list[Diagnostic]:
             message = _subject_problem(subject, ids, links)
             if message:
                 errors.append(smap.diagnostic(("waivers", index, "subject"), message))
-    del flows
     return errors
 
 
