@@ -402,25 +402,25 @@ def plan(
             # are evaluated at once: the first failing rule ends the run.
             strict = run.options.strict
             background = partial(start_stage, run.policies, "validate", run.document, background=True)
+            validated = None
             if strict:
                 run.violations, _ = start_stage(run.policies, "validate", run.document, strict=True)()
             elif run.placement is None:
-                validated = background()
+                validated = background()  # beside the placement stage here
             if run.placement is not None:  # started in a copy while the document was built
                 sizing = size_workloads_for(spec, run.facts.catalog)  # the solver's, while the copy finishes
                 denials, errors = run.placement.result()
-                if not strict:
-                    validated = background()
             else:
                 pdoc, _, _ = placement_document(run.document)
                 keep(pdoc)
                 denials, errors = _placement(run.policies, pdoc, strict)
             if not strict:
-                located = partial(_locate, run, validated)
+                located = partial(_locate, run, validated or background())  # or now that the copy has answered
         result = solve(spec, run.facts, denials, sizing=sizing, meanwhile=located)
         planned_result = PlanResult(spec=spec, validation=run.result, plan=result, facts=run.facts, denials=denials)
         if solved is not None:
             solved(planned_result)
+        planned = None
         if run.policies is not None:
             run.violations += errors
             document = plan_document(result, run.document)
@@ -429,11 +429,10 @@ def plan(
             # for a large one): the findings so far are located meanwhile.
             planned = start_stage(run.policies, "plan", document, strict=run.options.strict)
             _locate(run)
-            if meanwhile is not None:
-                meanwhile(planned_result)
-            run.violations, _ = planned()
-        elif meanwhile is not None:
+        if meanwhile is not None:
             meanwhile(planned_result)
+        if planned is not None:
+            run.violations, _ = planned()
     finally:
         _close(run)
     keep(run)

@@ -19,8 +19,9 @@ Reason codes are a contract (they appear in plan.json and in reports):
 - policy denials carry their rule id (``rule: MP-...``) instead of a constraint.
 
 Policy denials are an input (workload -> site -> [(rule id, message)]), so
-this module does not depend on the policy engine; :func:`expand_denials` turns
-the class-level output of ``evaluate_placement`` into that mapping, keeping the
+this module does not depend on the policy engine; :func:`denials_from_outcomes`
+turns the class-level output of ``placement_outcomes`` into that mapping (and
+:func:`expand_denials` that of ``evaluate_placement``), keeping the
 classes underneath (a :class:`DenialMap`) so that nothing is expanded per
 (workload, site) unless someone asks for it.
 
@@ -291,7 +292,7 @@ def size_workloads_for(spec: Spec, catalog) -> dict[str, dict[str, SizeInfo]]:
 class DenialMap(Mapping):
     """Placement denials, workload -> site -> [(rule id, message)], stored by class.
 
-    ``evaluate_placement`` decides per (workload class, site class); expanding
+    The placement rules decide per (workload class, site class); expanding
     that to every (workload, site) costs workloads x sites, so the classes are
     kept and a workload's mapping is built when it is read. Reading gives a
     fresh dict (sites in the order the denials name them, each list sorted);
