@@ -208,9 +208,11 @@ def test_derive_gives_the_same_flows_with_a_batch(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_batch_gives_the_predecessors_the_distances_tell(seed, monkeypatch):
-    """Every predecessor of a batch is the one _pred_from works out from its
-    distances, unset where that cannot tell (equal-latency ties) or the site
-    is not reached; -1 at the source."""
+    """Every predecessor a batch sets is the one _pred_from works out from its
+    distances, and it sets one wherever exactly one neighbour gives the
+    site's distance; unset where several do (_pred_from then chooses, or
+    leaves an equal-latency tie to an exact run) or the site is not reached;
+    -1 at the source."""
     rng = random.Random(seed)
     n = 120
     adj_sets: list[dict[int, float]] = [{} for _ in range(n)]
@@ -222,19 +224,24 @@ def test_a_batch_gives_the_predecessors_the_distances_tell(seed, monkeypatch):
     sources = sorted(rng.sample(range(n), 40))
     monkeypatch.setattr(graph_module, "PRED_CHUNK", 7)  # several chunks
     trees = graph_module._trees_from(graph_module._batch_routes(adj, sources), sources, n)
-    ties = 0
+    ties = chosen = 0
     for source, tree in zip(sources, trees):
         for v in range(n):
             if v == source:
-                expected = -1
-            elif tree.distance[v] == float("inf"):
-                expected = _UNSET
+                assert tree.pred[v] == -1
+                continue
+            if tree.distance[v] == float("inf"):
+                assert tree.pred[v] == _UNSET, (source, v)
+                continue
+            givers = [u for u, w in adj[v] if tree.distance[u] + w == tree.distance[v]]
+            found = graph_module._pred_from(adj, tree.distance, v)
+            if len(givers) == 1:
+                assert tree.pred[v] == givers[0] == found, (source, v)
             else:
-                found = graph_module._pred_from(adj, tree.distance, v)
-                expected = _UNSET if found is None else found
+                assert tree.pred[v] == _UNSET, (source, v)
                 ties += found is None
-            assert tree.pred[v] == expected, (source, v)
-    assert ties  # the case that is left to an exact run occurs
+                chosen += found is not None
+    assert ties and chosen  # both cases left to a route occur: a tie, and several givers at different distances
 
 
 def _distinct_spec(seed: int) -> SimpleNamespace:
