@@ -110,11 +110,17 @@ class Facts:
         return site.zone if site is not None else None  # type: ignore[attr-defined]
 
 
-def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None, routed: Callable[[], None] | None = None) -> Facts:
+def derive(
+    spec: Spec,
+    meanwhile: Callable[[Facts], None] | None = None,
+    routed: Callable[[Facts], Callable[[ResolvedFlow], None] | None] | None = None,
+) -> Facts:
     """The facts of ``spec``. ``meanwhile(facts)`` is called while the routes
     are worked out (perhaps on another core): everything but ``flows`` is
-    there to use. ``routed()`` is called once the routes are in, before the
-    flows are resolved: from then on, no worker of this call uses a core."""
+    there to use. ``routed(facts)`` is called once the routes are in, before
+    the flows are resolved: from then on, no worker of this call uses a core.
+    What it returns, if not None, is called with each flow as it is resolved
+    (in spec order), so that work on the flows may go along with theirs."""
     catalog = catalog_with_spec(spec)
     facts = Facts(spec=spec, catalog=catalog, graph=SiteGraph(spec), pools=resolve_pools(spec, catalog))
     datasets = facts.index["dataset"]
@@ -130,8 +136,7 @@ def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None, routed:
             meanwhile(facts)
     finally:
         facts.graph.collect()
-    if routed is not None:
-        routed()
+    each = routed(facts) if routed is not None else None
     flows = []
     for f, (source, target) in zip(spec.flows, resolved):
         zones = ()
@@ -142,8 +147,10 @@ def derive(spec: Spec, meanwhile: Callable[[Facts], None] | None = None, routed:
                 if ds.subjects_zone:  # type: ignore[attr-defined]
                     found = found | {ds.subjects_zone}  # type: ignore[attr-defined]
             zones = tuple(sorted(found))
-        flows.append(ResolvedFlow(
-            f, source, target, route(source.site, target.site) if source.site and target.site else None, zones))
+        rf = ResolvedFlow(f, source, target, route(source.site, target.site) if source.site and target.site else None, zones)
+        flows.append(rf)
+        if each is not None:
+            each(rf)
     facts.flows = flows
     return facts
 

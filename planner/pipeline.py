@@ -124,7 +124,7 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
     placement stage starts in a forked copy as soon as its input is known,
     see :func:`_placement_away`)."""
     from planner.facts import derive
-    from planner.policy.document import early_sections, validate_document
+    from planner.policy.document import early_sections, flow_section, validate_document
 
     options = options or ValidateOptions()
     fail_on = Severity(options.fail_on) if options.fail_on else spec.policies.fail_on
@@ -142,23 +142,28 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
         run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
         emit = getattr(engine, "stream", None) if stream else None
     sections: dict = {}
+    built: dict = {}  # the flows section, built while the flows are resolved
 
     def meanwhile(facts) -> None:
         sections.update(early_sections(facts))
         if placement:
             run.placement = _placement_away(run, facts, sections)
 
-    def routed() -> None:
+    def routed(facts):
         if emit is not None and sections:
             emit(sections)
+        add, built["flows"] = flow_section(facts, emit)
+        return add
 
     # The early sections are built while the routes are worked out, perhaps
     # on the other core (and the placement stage starts from them in a copy);
     # they are given to the engine once the routes are in, so that its reading
-    # does not compete with theirs, and read while the flows are resolved here.
+    # does not compete with theirs. The flows section is built, and read,
+    # while the flows are resolved here; the sites and links need them all,
+    # and come last.
     try:
         run.facts = derive(spec, meanwhile, routed)
-        run.document = validate_document(run.facts, emit, sections or None)
+        run.document = validate_document(run.facts, emit, sections or None, built.get("flows"))
     except BaseException:
         _close(run)
         raise

@@ -370,7 +370,7 @@ def test_validate_reads_the_document_in_parts_and_finds_the_same(may_fork, monke
     real_send = engine_module._Stream.send
     monkeypatch.setattr(engine_module._Stream, "send", lambda self, part, growing=False: pieces.append(growing) or real_send(self, part, growing))
     parts = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
-    assert finished == [["pools", "datasets", "workloads", "sites", "links", "flows"]]
+    assert finished == [["pools", "datasets", "workloads", "flows", "sites", "links"]]
     assert pieces.count(True) >= 4
     monkeypatch.setenv("MEDPLAN_PARALLEL", "0")
     here = pipeline.run_validate([str(path)], pipeline.ValidateOptions())
@@ -383,7 +383,7 @@ def test_validate_reads_the_document_in_parts_and_finds_the_same(may_fork, monke
 def test_the_sections_built_while_the_routes_are_worked_out_are_the_documents(spec_file, may_fork, monkeypatch, tmp_path):
     import planner.graph as graph_module
     from planner.facts import derive
-    from planner.policy.document import early_sections, validate_document
+    from planner.policy.document import early_sections, flow_section, validate_document
     from planner.spec.loader import load_spec
     from tests.conftest import REPO
 
@@ -393,12 +393,21 @@ def test_the_sections_built_while_the_routes_are_worked_out_are_the_documents(sp
         path.write_text(generate_yaml(25, 250, 4), encoding="utf-8")
         monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
         graph_module.start_route_worker()
-    early = []
-    facts = derive(load_spec(path), lambda facts: early.append((list(facts.flows), early_sections(facts))))
+    early, seen = [], []
+
+    def routed(facts):
+        add, flows = flow_section(facts)
+        seen.append((list(facts.flows), flows))
+        return lambda rf: add(rf) or seen.append(rf)
+
+    facts = derive(load_spec(path), lambda facts: early.append((list(facts.flows), early_sections(facts))), routed)
     [(flows_then, sections)] = early
-    assert not flows_then and facts.flows  # the flows came after
+    [(flows_routed, built)] = seen[:1]
+    assert not flows_then and not flows_routed and facts.flows  # the flows came after
+    assert seen[1:] == facts.flows  # each given to the flow section as it was resolved
     after = validate_document(derive(load_spec(path)))
     assert json.dumps(validate_document(facts, sections=sections)) == json.dumps(after)
-    assert sections == {key: after[key] for key in ("pools", "datasets", "workloads")}
+    assert json.dumps(validate_document(facts, sections=sections, flows=built)) == json.dumps(after)
+    assert sections == {key: after[key] for key in ("pools", "datasets", "workloads")} and built == after["flows"]
     if spec_file != "generated":  # a flow into a workload names its transfer mechanism
         assert after["workloads"]["signal"]["transfer_mechanisms"] == ["scc"]

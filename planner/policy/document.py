@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 
 from planner import __version__
-from planner.facts import EU, Facts
+from planner.facts import EU, Facts, ResolvedFlow
 from planner.graph import PERSONAL
 from planner.spec.models import Classification
 
@@ -146,47 +146,23 @@ def early_sections(facts: Facts) -> dict:
 EMIT_FLOWS = 1024
 
 
-def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sections: dict | None = None) -> dict:
-    """The input of validate-stage rules (and the base of plan-stage input).
-
-    ``sections`` are those of :func:`early_sections`, if already built.
-    ``emit`` is given the document's top-level keys in groups, each as soon
-    as it is ready (:meth:`~planner.policy.engine.RegorusEngine.stream`): a
-    dict of the very values the document will hold. The flows, the largest
-    section, are also given while they are built, every :data:`EMIT_FLOWS`
-    of them, as a growing object (``emit({"flows": flows}, growing=True)``)."""
+def flow_section(facts: Facts, emit: Callable[..., None] | None = None) -> tuple[Callable[[ResolvedFlow], None], dict]:
+    """The validate document's flows section, built a flow at a time:
+    ``(add, flows)``, where ``add(rf)`` puts resolved flow ``rf``'s entry in
+    ``flows``. Given as ``derive``'s per-flow work (see ``routed``), the
+    section is built while the flows are resolved. ``emit``, if given, is
+    given the section every :data:`EMIT_FLOWS` flows, as a growing object
+    (``emit({"flows": flows}, growing=True)``)."""
     spec = facts.spec
-    if sections is None:
-        sections = early_sections(facts)
-    if emit is not None:
-        emit(sections)
-    phi_at: dict[str, list[str]] = {}
-    for d in spec.datasets:
-        if d.classification in PERSONAL:
-            phi_at.setdefault(d.site, []).append(d.id)
     # Facts of sites and datasets, gathered once rather than looked up for
     # each of what may be tens of thousands of flows.
     zone_of: dict[str | None, str | None] = {s.id: s.zone for s in spec.sites}
     covered_site = {s.id for s in spec.sites if s.kind.value == "on-prem"}
     phi_dataset = {d.id for d in spec.datasets if d.classification in PERSONAL}
     value = _enum_values()
-    # The personal flows each site receives and each link carries, first:
-    # the sites and links are then given to ``emit`` before the flows are
-    # built, so that only the last flows are left to read once they are.
-    receives: dict[str, list[str]] = {}
-    link_flows: dict[str, list[str]] = {}
-    for rf in facts.flows:
-        if rf.flow.classification in PERSONAL:
-            if rf.target.site:
-                receives.setdefault(rf.target.site, []).append(rf.flow.id)
-            if rf.route is not None and rf.route.reachable:
-                for key in rf.route.links:
-                    link_flows.setdefault(key, []).append(rf.flow.id)
-    sites, links = _sites_and_links(facts, value, phi_at, receives, link_flows)
-    if emit is not None:
-        emit({"sites": sites, "links": links})
-    flows = {}
-    for rf in facts.flows:
+    flows: dict[str, dict] = {}
+
+    def add(rf: ResolvedFlow) -> None:
         f = rf.flow
         route = rf.route
         source, target = rf.source, rf.target
@@ -223,8 +199,51 @@ def validate_document(facts: Facts, emit: Callable[..., None] | None = None, sec
         }
         if emit is not None and len(flows) % EMIT_FLOWS == 0:
             emit({"flows": flows}, growing=True)
+
+    return add, flows
+
+
+def validate_document(
+    facts: Facts, emit: Callable[..., None] | None = None, sections: dict | None = None, flows: dict | None = None
+) -> dict:
+    """The input of validate-stage rules (and the base of plan-stage input).
+
+    ``sections`` are those of :func:`early_sections`, if already built, and
+    ``flows`` the whole flows section, if built with :func:`flow_section`.
+    ``emit`` is given the document's top-level keys in groups, each as soon
+    as it is ready (:meth:`~planner.policy.engine.RegorusEngine.stream`): a
+    dict of the very values the document will hold. The flows, the largest
+    section, are also given while they are built (see :func:`flow_section`);
+    the sites and links, which need every flow, come last."""
+    spec = facts.spec
+    if sections is None:
+        sections = early_sections(facts)
+    if emit is not None:
+        emit(sections)
+    if flows is None:
+        add, flows = flow_section(facts, emit)
+        for rf in facts.flows:
+            add(rf)
     if emit is not None:
         emit({"flows": flows})
+    phi_at: dict[str, list[str]] = {}
+    for d in spec.datasets:
+        if d.classification in PERSONAL:
+            phi_at.setdefault(d.site, []).append(d.id)
+    value = _enum_values()
+    # The personal flows each site receives and each link carries.
+    receives: dict[str, list[str]] = {}
+    link_flows: dict[str, list[str]] = {}
+    for rf in facts.flows:
+        if rf.flow.classification in PERSONAL:
+            if rf.target.site:
+                receives.setdefault(rf.target.site, []).append(rf.flow.id)
+            if rf.route is not None and rf.route.reachable:
+                for key in rf.route.links:
+                    link_flows.setdefault(key, []).append(rf.flow.id)
+    sites, links = _sites_and_links(facts, value, phi_at, receives, link_flows)
+    if emit is not None:
+        emit({"sites": sites, "links": links})
     return {
         "medplan": _medplan("validate"),
         "metadata": spec.metadata.model_dump(mode="json"),
