@@ -224,6 +224,70 @@ def test_a_document_read_in_parts_answers_as_here(documents, helper, forks):
     assert not child_pids()
 
 
+def _posted_parts(monkeypatch) -> list:
+    """What each "part" request sent to a helper held: texts, or where in the spill."""
+    from planner.process import Server
+
+    parts: list = []
+    real = Server.post
+    monkeypatch.setattr(Server, "post", lambda self, request, timeout=None: (
+        parts.extend(request[1]) if request[0] == "part" else None) or real(self, request, timeout))
+    return parts
+
+
+@pytest.mark.parametrize("spill", ["memory file", "none", "full"])
+def test_parts_go_through_a_memory_file_and_answer_as_through_the_pipe(spill, documents, may_fork, monkeypatch, forks):
+    """A part is written to a memory file the helper shares, and the request
+    says where: sending never waits for the helper to take a large part in.
+    Without such a file, or once one cannot take more, parts go in the
+    requests. Either way the answers are the same, and this process's side
+    of the file is closed once the document is complete."""
+    from planner.policy import engine as engine_module
+
+    if spill == "none":
+        monkeypatch.setattr(engine_module._Spill, "make", classmethod(lambda cls: None))
+    engine_module.start_input_helper()
+    held = engine_module._helper_spill
+    assert (held is None) == (spill == "none")
+    if spill == "full":
+        def full(self, data):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(engine_module._Spill, "write", full)
+    parts = _posted_parts(monkeypatch)
+    validate, plan = documents
+    engine = _engine()
+    _streamed(engine, validate, ["sites", "workloads"])
+    assert parts and all(isinstance(p, tuple) if spill == "memory file" else isinstance(p, str) for p in parts)
+    engine.set_input(validate)
+    assert _submitted(engine) == _fresh_answers(validate) and type(engine._current).__name__ == "_RemoteInput"
+    engine.set_input(plan)
+    assert _submitted(engine) == _fresh_answers(plan)
+    if held is not None:
+        assert held.fd is None  # closed here once every part was sent (or once it could take no more)
+    engine.close()
+    assert len(forks) == 1 and not child_pids()  # the helper, started here
+
+
+def test_a_stream_closed_before_its_document_closes_the_memory_file(documents, helper):
+    from planner.policy import engine as engine_module
+
+    held = engine_module._helper_spill
+    engine = _engine()
+    _streamed(engine, documents[0], ["sites"])
+    assert held is not None and held.fd is not None and held.size > 0
+    engine.close()
+    assert held.fd is None and not child_pids()
+
+
+def test_a_helper_that_no_engine_took_is_stopped_with_its_memory_file(helper):
+    from planner.policy import engine as engine_module
+
+    held = engine_module._helper_spill
+    engine_module.stop_input_helper()
+    assert held is not None and held.fd is None and engine_module._helper is None and not child_pids()
+
+
 def test_a_key_sent_again_is_read_again(documents, helper, forks):
     validate, _ = documents
     engine = _engine()

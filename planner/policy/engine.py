@@ -6,6 +6,7 @@ input and must return the same decision.
 from __future__ import annotations
 
 import itertools
+import os
 import json
 import re
 import time
@@ -84,10 +85,15 @@ def input_json(document: dict) -> str:
     refuses (keys that are not strings, integers beyond 64 bits) is written
     by the standard library.
     """
+    return input_bytes(document).decode()
+
+
+def input_bytes(document: dict) -> bytes:
+    """:func:`input_json` as UTF-8."""
     try:
-        return orjson.dumps(document).decode()
+        return orjson.dumps(document)
     except TypeError:  # orjson.JSONEncodeError included
-        return json.dumps(document, separators=(",", ":"), check_circular=False)
+        return json.dumps(document, separators=(",", ":"), check_circular=False).encode()
 
 
 _MISSING = object()
@@ -233,10 +239,11 @@ class _InputServer:
     that is input 0. Every request but ``evaluate`` has no answer (None), so
     this process may send it with :meth:`~planner.process.Server.post`."""
 
-    def __init__(self, policies=None, document: dict | None = None) -> None:
+    def __init__(self, policies=None, document: dict | None = None, spill: _Spill | None = None) -> None:
         self.policies = policies
         self.inputs: dict[int, _Input] = {} if document is None else {0: _read_input(policies, document)}
         self.building = None  # the copy of the policies that a document's parts go into
+        self.spill = spill  # where parts sent as (offset, size) are
 
     def answer(self, request: tuple):
         kind = request[0]
@@ -256,18 +263,64 @@ class _InputServer:
             if self.building is None:
                 self.building = self.policies.clone()
             for text in request[1]:
-                self.building.add_data_json(text)
+                self.building.add_data_json(text if isinstance(text, str) else self.spill.read(*text))
             return None
         if kind == "input":
             _, parts, new = request
             self.inputs[new], self.building = _Input(self.building, parts=parts), None
+            if self.spill is not None:  # every part is read
+                self.spill.close()
+                self.spill = None
             return None
         raise ValueError(f"unknown request {kind!r}")
 
 
+class _Spill:
+    """A file in memory that this process and a helper both hold (made
+    before the helper is forked): a part of a document is written to it and
+    the request says where, so that sending a part never waits for the
+    helper, busy reading the one before, to take it in through the pipe.
+    Each process closes its own descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+        self.size = 0
+
+    @classmethod
+    def make(cls) -> _Spill | None:
+        """A new empty file, or None where there can be none (not Linux, no memory files)."""
+        try:
+            return cls(os.memfd_create("medplan-input", os.MFD_CLOEXEC))
+        except (AttributeError, OSError):
+            return None
+
+    def write(self, data: bytes) -> tuple[int, int]:
+        """Append ``data``: its (offset, size). OSError if the file cannot take it."""
+        assert self.fd is not None
+        start, view = self.size, memoryview(data)
+        while view:
+            view = view[os.pwrite(self.fd, view, self.size) :]
+            self.size = start + len(data) - len(view)
+        return start, len(data)
+
+    def read(self, start: int, size: int) -> str:
+        assert self.fd is not None
+        data = os.pread(self.fd, size, start)
+        if len(data) != size:
+            raise ValueError("a part of the input is missing")
+        return data.decode()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 # A forked copy started while this process is small, which reads the next
-# large input document in parts as they are built (see start_input_helper).
+# large input document in parts as they are built (see start_input_helper),
+# and the file in memory the parts go through.
 _helper: Server | None = None
+_helper_spill: _Spill | None = None
 
 
 def start_input_helper() -> None:
@@ -278,27 +331,36 @@ def start_input_helper() -> None:
     (``medplan validate``): the copy reads each part of the document on the
     other core while this process builds the next, and evaluates the rules
     once the last is in, half of them in a copy of itself (:func:`_shared`),
-    since this process then only waits. Forked now, while this process is
-    small, it costs little to make. Nothing happens where this process may not fork
+    since this process then only waits. The parts go through a file in
+    memory (:class:`_Spill`), so that building never waits for the copy's
+    reading. Forked now, while this process is small, it costs little to
+    make. Nothing happens where this process may not fork
     (``MEDPLAN_PARALLEL=0``, other threads, not Linux).
     """
-    global _helper
+    global _helper, _helper_spill
     if _helper is None:
-        _helper = Server.start(_InputServer, _InputServer.answer)
+        spill = _Spill.make()
+        _helper = Server.start(lambda: _InputServer(spill=spill), _InputServer.answer)
+        if _helper is None and spill is not None:
+            spill.close()
+        else:
+            _helper_spill = spill
 
 
 def stop_input_helper() -> None:
     """Stop a started helper that no engine took."""
-    global _helper
-    helper, _helper = _helper, None
+    helper, spill = _take_input_helper()
     if helper is not None:
         helper.stop()
+    if spill is not None:
+        spill.close()
 
 
-def _take_input_helper() -> Server | None:
-    global _helper
-    helper, _helper = _helper, None
-    return helper
+def _take_input_helper() -> tuple[Server | None, _Spill | None]:
+    global _helper, _helper_spill
+    taken = _helper, _helper_spill
+    _helper = _helper_spill = None
+    return taken
 
 
 @dataclass
@@ -326,9 +388,10 @@ class _Sent:
 
 @dataclass
 class _Stream:
-    """The parts of the next input document sent to a helper, by key."""
+    """The parts of the next input document sent to a helper, by key (through ``spill``, if there is one)."""
 
     server: Server
+    spill: _Spill | None = None
     sent: dict[str, _Sent] = field(default_factory=dict)
     names: Iterator[int] = field(default_factory=itertools.count)  # each piece goes under a new name
 
@@ -351,9 +414,19 @@ class _Stream:
             name = f"{RegorusEngine.PARTS}{next(self.names)}"
             sent.refs.append(f"data.{name}")
             sent.growing = len(value) if growing and isinstance(value, dict) else None
-            texts.append(input_json({name: piece}))
+            texts.append(self._text({name: piece}))
         if texts:
             self.server.post(("part", texts))
+
+    def _text(self, part: dict) -> str | tuple[int, int]:
+        """``part`` as JSON text, or where in the spill it was written."""
+        if self.spill is not None:
+            try:
+                return self.spill.write(input_bytes(part))
+            except OSError:  # no room: through the pipe from now on
+                self.spill.close()
+                self.spill = None
+        return input_json(part)
 
     def matches(self, document: object) -> bool:
         """Whether every part sent is the very value of ``document``'s key (whose keys are all strings)."""
@@ -368,7 +441,14 @@ class _Stream:
         """Send the rest of ``document``: its input, in the helper. ServerLost if the helper is gone."""
         self.send(document)  # what was sent whole is not sent again; growing objects send what they gained
         self.server.post(("input", {key: self.sent[key].where for key in document}, 0))
+        self.close()
         return _RemoteInput(self.server, 0, share=True)
+
+    def close(self) -> None:
+        """Close this process's side of the spill (the helper reads on from its own)."""
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
 
 
 class RegorusEngine:
@@ -477,11 +557,11 @@ class RegorusEngine:
         (once for all the rules, see :meth:`_Input._together`)."""
         try:
             if self._stream is None:
-                server = _take_input_helper()
+                server, spill = _take_input_helper()
                 if server is None:
                     return
                 self._servers.append(server)
-                self._stream = _Stream(server)
+                self._stream = _Stream(server, spill)
                 server.post(("policies", self._modules))
             self._stream.send(part, growing)
         except ServerLost:
@@ -580,7 +660,9 @@ class RegorusEngine:
 
     def close(self) -> None:
         """Stop the forked copies holding inputs, or parts of one."""
-        self._stream = None
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
         servers, self._servers = self._servers, []
         for server in servers:
             server.stop()
