@@ -127,9 +127,10 @@ def derive(
     ends = facts.ends
     route = facts.graph.route
     resolved = [(ends[f.from_], ends[f.to]) for f in spec.flows]
-    # Routes are asked from every flow source with both ends placed: compute
-    # them in one go (perhaps in a worker), and lineage meanwhile.
-    facts.graph.prepare(source.site for source, target in resolved if source.site and target.site)
+    # Routes are asked between the sites of every flow with both ends
+    # placed: compute them in one go (perhaps in a worker), and lineage meanwhile.
+    placed = [(source.site, target.site) for source, target in resolved if source.site and target.site]
+    facts.graph.prepare([source for source, _ in placed], placed)
     try:
         facts.subjects_at  # noqa: B018 - computed now, while the routes are
         if meanwhile is not None:

@@ -207,7 +207,7 @@ def start_route_worker(wait_for: int | None = None) -> None:
     """
     global _worker
     if _worker is None:
-        _worker = Server.start(lambda: _start_after(wait_for), lambda _, batch: _batch_routes(*batch))
+        _worker = Server.start(lambda: _start_after(wait_for), lambda _, batch: _batch_answer(*batch))
 
 
 def _start_after(wait_for: int | None) -> None:
@@ -221,14 +221,32 @@ def _import_scipy() -> None:
     import scipy.sparse.csgraph  # noqa: F401 - the point of starting early
 
 
-def _send_batch(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> tuple[Server, int] | None:
+def _batch_answer(adj: list[tuple[tuple[int, float], ...]], sources: list[int], pairs: list[tuple[int, int]], names: list[str], keys: list[dict[int, str]]) -> tuple:
+    """The worker's answer to a batch: :func:`_batch_routes` of ``sources``,
+    and the parts of the route (see :func:`_route_parts`) between each of
+    ``pairs`` of site numbers, each pair's source among ``sources`` (None
+    where its target is not reached)."""
+    routes = _batch_routes(adj, sources)
+    trees = dict(zip(sources, _trees_from(routes, sources, len(adj)))) if pairs else {}
+    found: list[tuple | None] = []
+    for source, at in pairs:
+        tree = trees[source]
+        if tree.distance[at] == _INF:
+            found.append(None)
+        else:
+            trees[source], parts = _route_parts(adj, names, keys, tree, at)
+            found.append(parts)
+    return routes, found
+
+
+def _send_batch(adj: list[tuple[tuple[int, float], ...]], sources: list[int], pairs: list[tuple[int, int]], names: list[str], keys: list[dict[int, str]]) -> tuple[Server, int] | None:
     """Hand a batch to the started worker, if any: the worker and the ticket of its answer, or None."""
     global _worker
     worker, _worker = _worker, None
     if worker is None:
         return None
     try:
-        return worker, worker.ask((adj, sources), ROUTES_TIMEOUT)
+        return worker, worker.ask((adj, sources, pairs, names, keys), ROUTES_TIMEOUT)
     except ServerLost:  # stopped: it ended, or took no batch in time
         return None
 
@@ -262,6 +280,42 @@ def _pred_from(adj: list[tuple[tuple[int, float], ...]], distance: list[float], 
             elif du == least:
                 tied = True
     return None if tied or found < 0 else found
+
+
+def _walk(adj: list[tuple[tuple[int, float], ...]], tree: _Tree, at: int) -> list[int] | None:
+    """The sites from the tree's source to the reached site ``at``, working
+    out (and keeping in the tree) predecessors not yet known; None where a
+    tie only networkx's push order breaks, or (never expected) a walk longer
+    than there are sites: the exact run decides then."""
+    pred = tree.pred
+    path = [at]
+    v = at
+    while (before := pred[v]) != -1:
+        if before == _UNSET:
+            before = _pred_from(adj, tree.distance, v)
+            if before is None or len(path) > len(adj):
+                return None
+            pred[v] = before
+        path.append(before)
+        v = before
+    path.reverse()
+    return path
+
+
+def _route_parts(
+    adj: list[tuple[tuple[int, float], ...]], names: list[str], keys: list[dict[int, str]], tree: _Tree, at: int
+) -> tuple[_Tree, tuple]:
+    """The route from the tree's source to the reached site ``at`` as
+    (latency, sites, links), and the tree it was read from: ``tree``, or
+    the exact run's where a tie needed it (keep it in place of ``tree``)."""
+    path = _walk(adj, tree, at)
+    if path is None:
+        tree = _dijkstra(adj, tree.source)
+        path = _walk(adj, tree, at)
+        assert path is not None  # the exact run leaves nothing unset
+    sites = tuple([names[v] for v in path])
+    links = tuple([keys[a][b] for a, b in zip(path, path[1:])])
+    return tree, (tree.latency(at), sites, links)
 
 
 @dataclass
@@ -334,7 +388,7 @@ class SiteGraph:
         a, b = number.get(source), number.get(target)
         return a is not None and b is not None and self._components[a] == self._components[b]
 
-    def prepare(self, sources: Iterable[str]) -> None:
+    def prepare(self, sources: Iterable[str], pairs: Iterable[tuple[str, str]] = ()) -> None:
         """Compute the routes from all of ``sources`` at once, ahead of the questions.
 
         With enough of them, one call to scipy's C Dijkstra gives the
@@ -342,35 +396,43 @@ class SiteGraph:
         meets an equal-latency tie is recomputed exactly); otherwise each is
         left to the Python Dijkstra when first asked. Results are the same.
         A worker started by :func:`start_route_worker` computes the batch
-        while this process goes on until the first question (:meth:`collect`).
+        while this process goes on until the first question (:meth:`collect`),
+        and also reads the routes between ``pairs`` (source, target) from
+        those of its sources, which :meth:`route` then finds ready.
         """
         self.collect()
-        number, _, adj, _ = self._topology
+        number, names, adj, keys = self._topology
         todo = {s: number[s] for s in sources if s in number and s not in self._trees}
         if len(todo) * (len(adj) + sum(map(len, adj))) < BATCH_MIN_WORK:
             stop_route_worker()
             return
         at = list(todo.values())
-        sent = _send_batch(adj, at)
+        asked = list(dict.fromkeys((s, t) for s, t in pairs if s in todo and t in number and (s, t) not in self._routes))
+        sent = _send_batch(adj, at, [(todo[s], number[t]) for s, t in asked], names, keys)
         if sent is None:
             self._trees.update(zip(todo, _batch_trees(adj, at)))
         else:
-            self._pending = (*sent, list(todo), at)
+            self._pending = (*sent, list(todo), at, asked)
 
     def collect(self) -> None:
         """Take the routes the worker computed (see :meth:`prepare`), or compute them here if it failed."""
         if self._pending is None:
             return
-        (worker, ticket, names, at), self._pending = self._pending, None
+        (worker, ticket, sources, at, asked), self._pending = self._pending, None
         adj = self._topology[2]
         try:
-            routes = worker.answer(ticket, ROUTES_TIMEOUT)
+            answer = worker.answer(ticket, ROUTES_TIMEOUT)
         except ServerLost:
-            routes = None
+            answer = None
         finally:
             worker.stop()
-        trees = _batch_trees(adj, at) if routes is None else _trees_from(routes, at, len(adj))
-        self._trees.update(zip(names, trees))
+        if answer is None:
+            self._trees.update(zip(sources, _batch_trees(adj, at)))
+            return
+        routes, found = answer
+        self._trees.update(zip(sources, _trees_from(routes, at, len(adj))))
+        for (source, target), parts in zip(asked, found):
+            self._routes[(source, target)] = Route(source, target, False) if parts is None else Route(source, target, True, *parts)
 
     def __del__(self) -> None:
         if self._pending is not None:  # dropped before a route was asked: stop the worker
@@ -418,27 +480,6 @@ class SiteGraph:
         ids = tuple(site.id for site in self.spec.sites)
         return ids if len(set(ids)) == len(ids) else ()
 
-    def _path(self, source: str, at: int) -> list[int]:
-        """The sites from ``source`` to the reached site ``at``, working out predecessors not yet known."""
-        number, _, adj, _ = self._topology
-        tree = self._trees[source]
-        pred = tree.pred
-        path = [at]
-        v = at
-        while (before := pred[v]) != -1:
-            if before == _UNSET:
-                before = _pred_from(adj, tree.distance, v)
-                # A tie only networkx's push order breaks, or (never expected)
-                # a walk longer than there are sites: the exact run decides.
-                if before is None or len(path) > len(adj):
-                    self._trees[source] = _dijkstra(adj, number[source])
-                    return self._path(source, at)
-                pred[v] = before
-            path.append(before)
-            v = before
-        path.reverse()
-        return path
-
     def route(self, source: str, target: str) -> Route:
         """The lowest-latency route; asked again (flows between the same two sites), the same object."""
         found = self._routes.get((source, target))
@@ -447,15 +488,13 @@ class SiteGraph:
         return found
 
     def _route(self, source: str, target: str) -> Route:
-        number, names, _, keys = self._topology
+        number, names, adj, keys = self._topology
         tree = self._tree(source)
         at = number.get(target)
         if tree is None or at is None or tree.distance[at] == _INF:
             return Route(source, target, False)
-        path = self._path(source, at)
-        sites = tuple([names[v] for v in path])
-        links = tuple([keys[a][b] for a, b in zip(path, path[1:])])
-        return Route(source, target, True, tree.latency(at), sites, links)
+        self._trees[source], parts = _route_parts(adj, names, keys, tree, at)
+        return Route(source, target, True, *parts)
 
 
 def flow_end(spec_index: dict[str, dict[str, object]], name: str) -> FlowEnd:

@@ -261,6 +261,28 @@ def test_the_route_worker_computes_a_batch(may_fork, monkeypatch):
     assert graph._pending is None and not child_pids()
 
 
+@pytest.mark.parametrize("seed", [7, 9])
+def test_the_route_worker_reads_the_routes_between_the_pairs_asked(seed, may_fork, monkeypatch):
+    """The routes between the pairs given to prepare come with the batch, and
+    are networkx's: ties are settled in the worker as they would be here
+    (many whole-number and zero latencies). Pairs from a source not in the
+    batch, or to a site that is none, are left to route()."""
+    monkeypatch.setattr(graph_module, "BATCH_MIN_WORK", 0)
+    rng = random.Random(seed)
+    spec = _random_spec(rng, [0.0, 1.0, 1.0, 2.0, 3.0, 0.5])
+    ids = [s.id for s in spec.sites]
+    pairs = [(rng.choice(ids), rng.choice(ids)) for _ in range(300)] + [(ids[0], ids[0]), (ids[0], "nowhere")]
+    graph_module.start_route_worker()
+    graph = SiteGraph(spec)
+    graph.prepare(ids[1:], pairs)
+    graph.collect()
+    asked = {(s, t) for s, t in pairs if s != ids[0] and t != "nowhere"}
+    assert set(graph._routes) == asked and not child_pids()
+    fresh = SiteGraph(spec)
+    assert all(graph._routes[pair] == fresh.route(*pair) for pair in asked)
+    _assert_same_as_networkx(spec, graph=graph)
+
+
 def test_a_route_worker_without_a_batch_is_stopped(may_fork):
     spec = _site_spec(["a", "b", "c"], [_link("a", "b", 2.0), _link("b", "c", 3.0)])
     graph_module.start_route_worker()
@@ -278,7 +300,7 @@ def test_a_failing_route_worker_changes_nothing(may_fork, monkeypatch):
     spec = _distinct_spec(8)
     graph_module.start_route_worker()
     graph = SiteGraph(spec)
-    graph.prepare([s.id for s in spec.sites])
+    graph.prepare([s.id for s in spec.sites], [(s.id, s.id) for s in spec.sites])
     _assert_same_as_networkx(spec, graph=graph)  # computed here instead
     graph_module.start_route_worker()
     graph = SiteGraph(spec)
