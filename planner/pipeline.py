@@ -146,21 +146,20 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
 
     def meanwhile(facts) -> None:
         sections.update(early_sections(facts))
+        if emit is not None:
+            emit(sections)
         if placement:
             run.placement = _placement_away(run, facts, sections)
 
     def routed(facts):
-        if emit is not None and sections:
-            emit(sections)
         add, built["flows"] = flow_section(facts, emit)
         return add
 
     # The early sections are built while the routes are worked out, perhaps
-    # on the other core (and the placement stage starts from them in a copy);
-    # they are given to the engine once the routes are in, so that its reading
-    # does not compete with theirs. The flows section is built, and read,
-    # while the flows are resolved here; the sites and links need them all,
-    # and come last.
+    # on the other core (and the placement stage starts from them in a
+    # copy), and given to the engine once built: this process then mostly
+    # waits for the routes. The flows section is built, and read, while the
+    # flows are resolved here; the sites and links need them all, and come last.
     try:
         run.facts = derive(spec, meanwhile, routed)
         run.document = validate_document(run.facts, emit, sections or None, built.get("flows"))
