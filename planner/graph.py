@@ -5,7 +5,6 @@ crosses, and where each dataset's data ends up (lineage).
 from __future__ import annotations
 
 import os
-from array import array
 from collections.abc import Iterable, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -135,7 +134,7 @@ PRED_CHUNK = 128
 def _batch_routes(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> tuple[bytes, bytes]:
     """The distances from each of ``sources`` to every site by scipy's C
     Dijkstra, one row of float64 per source (inf: not reached), and the
-    predecessors, one row of int64 per source (-1 at the source, ``_UNSET``
+    predecessors, one row of C ints per source (-1 at the source, ``_UNSET``
     where the distances alone do not tell or the site is not reached), each
     as bytes.
 
@@ -164,7 +163,7 @@ def _batch_routes(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) 
     graph = csr_array((latencies, neighbours, ends), shape=(n, n))
     distances, before = dijkstra(graph, directed=True, indices=sources, return_predecessors=True)
     distances = np.ascontiguousarray(distances, dtype=np.float64).reshape(len(sources), n)
-    preds = np.ascontiguousarray(before, dtype=np.int64).reshape(len(sources), n)
+    preds = np.ascontiguousarray(before, dtype=np.intc).reshape(len(sources), n)
     owner = np.repeat(np.arange(n), degree)  # the site v whose neighbour list holds each entry
     linked = degree > 0
     starts = ends[:-1][linked]
@@ -180,11 +179,11 @@ def _batch_routes(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) 
 
 def _trees_from(routes: tuple[bytes, bytes], sources: list[int], n: int) -> list[_Tree]:
     """Trees from rows of distances and predecessors (:func:`_batch_routes`),
-    read without numpy, each row an array; a predecessor left unset is
-    worked out by :func:`_pred_from` (or an exact run) when a route needs it."""
-    rows, before = array("d"), array("q")
-    rows.frombytes(routes[0])
-    before.frombytes(routes[1])
+    read without numpy or copying, each row a view of the bytes (the
+    predecessors' a writable copy); a predecessor left unset is worked out by
+    :func:`_pred_from` (or an exact run) when a route needs it."""
+    rows = memoryview(routes[0]).cast("d")
+    before = memoryview(bytearray(routes[1])).cast("i")
     return [_Tree(source, rows[k * n : (k + 1) * n], before[k * n : (k + 1) * n]) for k, source in enumerate(sources)]
 
 
