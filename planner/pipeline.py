@@ -124,7 +124,7 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
     placement stage starts in a forked copy as soon as its input is known,
     see :func:`_placement_away`)."""
     from planner.facts import derive
-    from planner.policy.document import early_sections, flow_section, validate_document
+    from planner.policy.document import FlowSections, early_sections, validate_document
 
     options = options or ValidateOptions()
     fail_on = Severity(options.fail_on) if options.fail_on else spec.policies.fail_on
@@ -142,7 +142,7 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
         run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
         emit = getattr(engine, "stream", None) if stream else None
     sections: dict = {}
-    built: dict = {}  # the flows section, built while the flows are resolved
+    flowing: list = []  # the sections that depend on the flows, built as they are resolved
 
     def meanwhile(facts) -> None:
         sections.update(early_sections(facts))
@@ -150,19 +150,20 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
             emit(sections)
         if placement:
             run.placement = _placement_away(run, facts, sections)
+        flowing.append(FlowSections(facts, emit))
 
     def routed(facts):
-        add, built["flows"] = flow_section(facts, emit)
-        return add
+        return flowing[0].add if flowing else None
 
     # The early sections are built while the routes are worked out, perhaps
     # on the other core (and the placement stage starts from them in a
-    # copy), and given to the engine once built: this process then mostly
-    # waits for the routes. The flows section is built, and read, while the
-    # flows are resolved here; the sites and links need them all, and come last.
+    # copy), and given to the engine once built; so is what the sites and
+    # links say of themselves. This process then mostly waits for the
+    # routes. The flows section is built, and read, while the flows are
+    # resolved here; the sites and links, completed with them, come last.
     try:
         run.facts = derive(spec, meanwhile, routed)
-        run.document = validate_document(run.facts, emit, sections or None, built.get("flows"))
+        run.document = validate_document(run.facts, emit, sections or None, flowing[0] if flowing else None)
     except BaseException:
         _close(run)
         raise

@@ -447,7 +447,7 @@ def test_validate_reads_the_document_in_parts_and_finds_the_same(may_fork, monke
 def test_the_sections_built_while_the_routes_are_worked_out_are_the_documents(spec_file, may_fork, monkeypatch, tmp_path):
     import planner.graph as graph_module
     from planner.facts import derive
-    from planner.policy.document import early_sections, flow_section, validate_document
+    from planner.policy.document import FlowSections, early_sections, validate_document
     from planner.spec.loader import load_spec
     from tests.conftest import REPO
 
@@ -460,9 +460,9 @@ def test_the_sections_built_while_the_routes_are_worked_out_are_the_documents(sp
     early, seen = [], []
 
     def routed(facts):
-        add, flows = flow_section(facts)
-        seen.append((list(facts.flows), flows))
-        return lambda rf: add(rf) or seen.append(rf)
+        flowing = FlowSections(facts)
+        seen.append((list(facts.flows), flowing))
+        return lambda rf: flowing.add(rf) or seen.append(rf)
 
     facts = derive(load_spec(path), lambda facts: early.append((list(facts.flows), early_sections(facts))), routed)
     [(flows_then, sections)] = early
@@ -471,7 +471,8 @@ def test_the_sections_built_while_the_routes_are_worked_out_are_the_documents(sp
     assert seen[1:] == facts.flows  # each given to the flow section as it was resolved
     after = validate_document(derive(load_spec(path)))
     assert json.dumps(validate_document(facts, sections=sections)) == json.dumps(after)
-    assert json.dumps(validate_document(facts, sections=sections, flows=built)) == json.dumps(after)
-    assert sections == {key: after[key] for key in ("pools", "datasets", "workloads")} and built == after["flows"]
+    assert json.dumps(validate_document(facts, sections=sections, flowing=built)) == json.dumps(after)
+    assert sections == {key: after[key] for key in ("pools", "datasets", "workloads")}
+    assert built.done() == (after["flows"], after["sites"], after["links"])
     if spec_file != "generated":  # a flow into a workload names its transfer mechanism
         assert after["workloads"]["signal"]["transfer_mechanisms"] == ["scc"]

@@ -146,102 +146,119 @@ def early_sections(facts: Facts) -> dict:
 EMIT_FLOWS = 1024
 
 
-def flow_section(facts: Facts, emit: Callable[..., None] | None = None) -> tuple[Callable[[ResolvedFlow], None], dict]:
-    """The validate document's flows section, built a flow at a time:
-    ``(add, flows)``, where ``add(rf)`` puts resolved flow ``rf``'s entry in
-    ``flows``. Given as ``derive``'s per-flow work (see ``routed``), the
-    section is built while the flows are resolved. ``emit``, if given, is
-    given the section every :data:`EMIT_FLOWS` flows, as a growing object
-    (``emit({"flows": flows}, growing=True)``)."""
-    spec = facts.spec
-    # Facts of sites and datasets, gathered once rather than looked up for
-    # each of what may be tens of thousands of flows.
-    zone_of: dict[str | None, str | None] = {s.id: s.zone for s in spec.sites}
-    covered_site = {s.id for s in spec.sites if s.kind.value == "on-prem"}
-    phi_dataset = {d.id for d in spec.datasets if d.classification in PERSONAL}
-    value = _enum_values()
-    flows: dict[str, dict] = {}
+class FlowSections:
+    """The sections of the validate document that depend on the flows: the
+    flows, and the sites and links, built a flow at a time. ``add(rf)`` puts
+    resolved flow ``rf``'s entry in ``flows`` and notes, if it is personal,
+    the site it reaches and the links it crosses; :meth:`done` completes the
+    sites and links with those. Everything of the sites and links that no
+    flow decides is built here at once, ahead of the flows.
 
-    def add(rf: ResolvedFlow) -> None:
-        f = rf.flow
-        route = rf.route
-        source, target = rf.source, rf.target
-        personal = f.classification in PERSONAL
-        source_site, target_site = source.site, target.site
-        transit = value(f.encryption_in_transit)
-        subjects = list(rf.subjects_zones)
-        flows[f.id] = {
-            "id": f.id,
-            "from": {"kind": source.kind, "id": source.id, "site": source_site, "zone": zone_of.get(source_site) if source_site else None},
-            "to": {"kind": target.kind, "id": target.id, "site": target_site, "zone": zone_of.get(target_site) if target_site else None},
-            "classification": value(f.classification),
-            "phi": personal,
-            "personal": personal,
-            "subjects_zones": subjects,
-            "eu_subjects": EU in subjects,
-            "encryption_in_transit": transit,
-            "encrypted": transit != "none",
-            "purpose": value(f.purpose),
-            "transfer_mechanism": value(f.transfer_mechanism),
-            "deidentification": value(f.deidentification),
-            "source_phi": source.kind == "dataset" and source.id in phi_dataset,
-            "frequency": value(f.frequency),
-            "leaves_site": source_site is not None and target_site is not None and source_site != target_site,
-            "from_covered_site": source_site in covered_site,
-            "route": None
-            if route is None
-            else {
-                "reachable": route.reachable,
-                "sites": list(route.sites),
-                "links": list(route.links),
-                "latency_ms": route.latency_ms,
-            },
-        }
-        if emit is not None and len(flows) % EMIT_FLOWS == 0:
-            emit({"flows": flows}, growing=True)
+    Given as ``derive``'s per-flow work (see ``routed``), the flows section
+    is built while the flows are resolved. ``emit``, if given, is given it
+    every :data:`EMIT_FLOWS` flows, as a growing object (``emit({"flows":
+    flows}, growing=True)``)."""
 
-    return add, flows
+    def __init__(self, facts: Facts, emit: Callable[..., None] | None = None) -> None:
+        spec = facts.spec
+        # Facts of sites and datasets, gathered once rather than looked up
+        # for each of what may be tens of thousands of flows.
+        zone_of: dict[str | None, str | None] = {s.id: s.zone for s in spec.sites}
+        covered_site = {s.id for s in spec.sites if s.kind.value == "on-prem"}
+        phi_dataset = {d.id for d in spec.datasets if d.classification in PERSONAL}
+        value = _enum_values()
+        self.sites, self.links = _sites_and_links(facts, value)
+        self.flows: dict[str, dict] = {}
+        self.receives: dict[str, list[str]] = {}  # the personal flows each site receives
+        self.carried: dict[str, list[str]] = {}  # the personal flows each link carries
+        flows, receives, carried = self.flows, self.receives, self.carried
+
+        def add(rf: ResolvedFlow) -> None:
+            f = rf.flow
+            route = rf.route
+            source, target = rf.source, rf.target
+            personal = f.classification in PERSONAL
+            source_site, target_site = source.site, target.site
+            transit = value(f.encryption_in_transit)
+            subjects = list(rf.subjects_zones)
+            flows[f.id] = {
+                "id": f.id,
+                "from": {"kind": source.kind, "id": source.id, "site": source_site, "zone": zone_of.get(source_site) if source_site else None},
+                "to": {"kind": target.kind, "id": target.id, "site": target_site, "zone": zone_of.get(target_site) if target_site else None},
+                "classification": value(f.classification),
+                "phi": personal,
+                "personal": personal,
+                "subjects_zones": subjects,
+                "eu_subjects": EU in subjects,
+                "encryption_in_transit": transit,
+                "encrypted": transit != "none",
+                "purpose": value(f.purpose),
+                "transfer_mechanism": value(f.transfer_mechanism),
+                "deidentification": value(f.deidentification),
+                "source_phi": source.kind == "dataset" and source.id in phi_dataset,
+                "frequency": value(f.frequency),
+                "leaves_site": source_site is not None and target_site is not None and source_site != target_site,
+                "from_covered_site": source_site in covered_site,
+                "route": None
+                if route is None
+                else {
+                    "reachable": route.reachable,
+                    "sites": list(route.sites),
+                    "links": list(route.links),
+                    "latency_ms": route.latency_ms,
+                },
+            }
+            if personal:
+                if target_site:
+                    receives.setdefault(target_site, []).append(f.id)
+                if route is not None and route.reachable:
+                    for key in route.links:
+                        carried.setdefault(key, []).append(f.id)
+            if emit is not None and len(flows) % EMIT_FLOWS == 0:
+                emit({"flows": flows}, growing=True)
+
+        self.add = add
+
+    def done(self) -> tuple[dict, dict, dict]:
+        """The flows, sites and links sections, once every flow is added."""
+        sites, links = self.sites, self.links
+        for site_id, received in self.receives.items():
+            entry = sites.get(site_id)
+            if entry is not None:
+                entry["receives_phi_flows"] = sorted(received)
+                entry["holds_phi"] = True
+        for key, crossing in self.carried.items():
+            entry = links.get(key)
+            if entry is not None:
+                entry["phi_flows"] = sorted(crossing)
+                entry["carries_phi"] = True
+        return self.flows, sites, links
 
 
 def validate_document(
-    facts: Facts, emit: Callable[..., None] | None = None, sections: dict | None = None, flows: dict | None = None
+    facts: Facts, emit: Callable[..., None] | None = None, sections: dict | None = None, flowing: FlowSections | None = None
 ) -> dict:
     """The input of validate-stage rules (and the base of plan-stage input).
 
     ``sections`` are those of :func:`early_sections`, if already built, and
-    ``flows`` the whole flows section, if built with :func:`flow_section`.
+    ``flowing`` the :class:`FlowSections` every flow was added to, if any.
     ``emit`` is given the document's top-level keys in groups, each as soon
     as it is ready (:meth:`~planner.policy.engine.RegorusEngine.stream`): a
     dict of the very values the document will hold. The flows, the largest
-    section, are also given while they are built (see :func:`flow_section`);
+    section, are also given while they are built (see :class:`FlowSections`);
     the sites and links, which need every flow, come last."""
     spec = facts.spec
     if sections is None:
         sections = early_sections(facts)
     if emit is not None:
         emit(sections)
-    if flows is None:
-        add, flows = flow_section(facts, emit)
+    if flowing is None:
+        flowing = FlowSections(facts, emit)
         for rf in facts.flows:
-            add(rf)
+            flowing.add(rf)
     if emit is not None:
-        emit({"flows": flows})
-    phi_at: dict[str, list[str]] = {}
-    for d in spec.datasets:
-        if d.classification in PERSONAL:
-            phi_at.setdefault(d.site, []).append(d.id)
-    value = _enum_values()
-    # The personal flows each site receives and each link carries.
-    receives: dict[str, list[str]] = {}
-    link_flows: dict[str, list[str]] = {}
-    for rf in facts.flows:
-        if rf.flow.classification in PERSONAL:
-            if rf.target.site:
-                receives.setdefault(rf.target.site, []).append(rf.flow.id)
-            if rf.route is not None and rf.route.reachable:
-                for key in rf.route.links:
-                    link_flows.setdefault(key, []).append(rf.flow.id)
-    sites, links = _sites_and_links(facts, value, phi_at, receives, link_flows)
+        emit({"flows": flowing.flows})
+    flows, sites, links = flowing.done()
     if emit is not None:
         emit({"sites": sites, "links": links})
     return {
@@ -256,24 +273,29 @@ def validate_document(
     }
 
 
-def _sites_and_links(facts: Facts, value, phi_at: dict, receives: dict, link_flows: dict) -> tuple[dict, dict]:
-    """The validate document's sites and links sections."""
+def _sites_and_links(facts: Facts, value) -> tuple[dict, dict]:
+    """The validate document's sites and links sections, as if no personal
+    flow reached a site or crossed a link (:meth:`FlowSections.done` says which do)."""
     spec = facts.spec
+    phi_at: dict[str, list[str]] = {}
+    for d in spec.datasets:
+        if d.classification in PERSONAL:
+            phi_at.setdefault(d.site, []).append(d.id)
     sites = {}
     for s in spec.sites:
+        stores = bool(phi_at.get(s.id))
         sites[s.id] = {
             "id": s.id,
             **_site_facts(s, value),
             "pools": [f"{s.id}/{p.id}" for p in s.pools],
             "phi_datasets": sorted(phi_at.get(s.id, [])),
-            "stores_phi": bool(phi_at.get(s.id)),
-            "receives_phi_flows": sorted(receives.get(s.id, [])),
-            "holds_phi": bool(phi_at.get(s.id) or receives.get(s.id)),
+            "stores_phi": stores,
+            "receives_phi_flows": [],
+            "holds_phi": stores,
             "eu_personal_data": EU in facts.subjects_at.get(("site", s.id), set()),
         }
     links = {}
     for link in spec.links:
-        carried = sorted(link_flows.get(link.key, []))
         links[link.key] = {
             "id": link.key,
             "between": sorted(link.between),
@@ -284,8 +306,8 @@ def _sites_and_links(facts: Facts, value, phi_at: dict, receives: dict, link_flo
             "carrier": link.carrier,
             "third_party": link.carrier is not None,
             "baa": link.baa.value,
-            "phi_flows": carried,
-            "carries_phi": bool(carried),
+            "phi_flows": [],
+            "carries_phi": False,
         }
     return sites, links
 
