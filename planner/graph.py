@@ -220,7 +220,10 @@ def _import_scipy() -> None:
     import scipy.sparse.csgraph  # noqa: F401 - the point of starting early
 
 
-def _batch_answer(adj: list[tuple[tuple[int, float], ...]], sources: list[int], pairs: list[tuple[int, int]], names: list[str], keys: list[dict[int, str]]) -> tuple:
+_Adjacency = list[tuple[tuple[int, float], ...]]  # per site number, its (neighbour, latency) pairs
+
+
+def _batch_answer(adj: _Adjacency, sources: list[int], pairs: list[tuple[int, int]], names: list[str], keys: list[dict[int, str]]) -> tuple:
     """The worker's answer to a batch: :func:`_batch_routes` of ``sources``,
     and the parts of the route (see :func:`_route_parts`) between each of
     ``pairs`` of site numbers, each pair's source among ``sources`` (None
@@ -238,7 +241,9 @@ def _batch_answer(adj: list[tuple[tuple[int, float], ...]], sources: list[int], 
     return routes, found
 
 
-def _send_batch(adj: list[tuple[tuple[int, float], ...]], sources: list[int], pairs: list[tuple[int, int]], names: list[str], keys: list[dict[int, str]]) -> tuple[Server, int] | None:
+def _send_batch(
+    adj: _Adjacency, sources: list[int], pairs: list[tuple[int, int]], names: list[str], keys: list[dict[int, str]]
+) -> tuple[Server, int] | None:
     """Hand a batch to the started worker, if any: the worker and the ticket of its answer, or None."""
     global _worker
     worker, _worker = _worker, None

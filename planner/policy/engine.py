@@ -6,8 +6,8 @@ input and must return the same decision.
 from __future__ import annotations
 
 import itertools
-import os
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
