@@ -114,13 +114,18 @@ def derive(
     spec: Spec,
     meanwhile: Callable[[Facts], None] | None = None,
     routed: Callable[[Facts], Callable[[ResolvedFlow], None] | None] | None = None,
+    flow_routes_away: bool = True,
 ) -> Facts:
     """The facts of ``spec``. ``meanwhile(facts)`` is called while the routes
     are worked out (perhaps on another core): everything but ``flows`` is
     there to use. ``routed(facts)`` is called once the routes are in, before
     the flows are resolved: from then on, no worker of this call uses a core.
     What it returns, if not None, is called with each flow as it is resolved
-    (in spec order), so that work on the flows may go along with theirs."""
+    (in spec order), so that work on the flows may go along with theirs.
+    ``flow_routes_away``: the route worker, if there is one, also reads off
+    each flow's route (see :meth:`SiteGraph.prepare`); without it they are
+    read here, as the flows are resolved (better where something that
+    ``meanwhile`` starts on the other core would share it with the worker)."""
     catalog = catalog_with_spec(spec)
     facts = Facts(spec=spec, catalog=catalog, graph=SiteGraph(spec), pools=resolve_pools(spec, catalog))
     datasets = facts.index["dataset"]
@@ -130,7 +135,7 @@ def derive(
     # Routes are asked between the sites of every flow with both ends
     # placed: compute them in one go (perhaps in a worker), and lineage meanwhile.
     placed = [(source.site, target.site) for source, target in resolved if source.site and target.site]
-    facts.graph.prepare([source for source, _ in placed], placed)
+    facts.graph.prepare([source for source, _ in placed], placed if flow_routes_away else ())
     try:
         facts.subjects_at  # noqa: B018 - computed now, while the routes are
         if meanwhile is not None:

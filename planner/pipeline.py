@@ -162,7 +162,10 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
     # routes. The flows section is built, and read, while the flows are
     # resolved here; the sites and links, completed with them, come last.
     try:
-        run.facts = derive(spec, meanwhile, routed)
+        # With a placement copy beside (plan), the route worker reads no
+        # flow's route: it would share the other core with the copy, whose
+        # answer the solver waits for, while this process would wait for it.
+        run.facts = derive(spec, meanwhile, routed, flow_routes_away=not placement)
         run.document = validate_document(run.facts, emit, sections or None, flowing[0] if flowing else None)
     except BaseException:
         _close(run)
