@@ -157,10 +157,10 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
 
     # The early sections are built while the routes are worked out, perhaps
     # on the other core (and the placement stage starts from them in a
-    # copy), and given to the engine once built; so is what the sites and
-    # links say of themselves. This process then mostly waits for the
-    # routes. The flows section is built, and read, while the flows are
-    # resolved here; the sites and links, completed with them, come last.
+    # copy), and given to the engine once built; what the sites and links
+    # say of themselves is built then too. This process then mostly waits
+    # for the routes. The flows section is built, and read, while the flows
+    # are resolved here; the sites and links, completed with them, come last.
     try:
         # With a placement copy beside (plan), the route worker reads no
         # flow's route: it would share the other core with the copy, whose
