@@ -47,6 +47,8 @@ class FlowEnd:
 
 
 _INF = float("inf")
+# Per site number, its (neighbour number, latency) pairs.
+_Adjacency = list[tuple[tuple[int, float], ...]]
 
 
 # Work (sources x (sites + link ends)) from which one scipy batch beats the
@@ -81,7 +83,7 @@ class _Tree:
         return found
 
 
-def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
+def _dijkstra(adj: _Adjacency, source: int) -> _Tree:
     """Dijkstra from ``source`` giving exactly networkx's ``single_source_dijkstra``.
 
     networkx pops (distance, counter, site) from a heap, so among equal
@@ -122,7 +124,7 @@ def _dijkstra(adj: list[tuple[tuple[int, float], ...]], source: int) -> _Tree:
     return _Tree(source, seen, pred)
 
 
-def _batch_trees(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> list[_Tree]:
+def _batch_trees(adj: _Adjacency, sources: list[int]) -> list[_Tree]:
     """Trees from each of ``sources`` with distances from scipy's C Dijkstra (see :func:`_batch_routes`)."""
     return _trees_from(_batch_routes(adj, sources), sources, len(adj))
 
@@ -131,7 +133,7 @@ def _batch_trees(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -
 PRED_CHUNK = 128
 
 
-def _batch_routes(adj: list[tuple[tuple[int, float], ...]], sources: list[int]) -> tuple[bytes, bytes]:
+def _batch_routes(adj: _Adjacency, sources: list[int]) -> tuple[bytes, bytes]:
     """The distances from each of ``sources`` to every site by scipy's C
     Dijkstra, one row of float64 per source (inf: not reached), and the
     predecessors, one row of C ints per source (-1 at the source, ``_UNSET``
@@ -220,9 +222,6 @@ def _import_scipy() -> None:
     import scipy.sparse.csgraph  # noqa: F401 - the point of starting early
 
 
-_Adjacency = list[tuple[tuple[int, float], ...]]  # per site number, its (neighbour, latency) pairs
-
-
 def _batch_answer(adj: _Adjacency, sources: list[int], pairs: list[tuple[int, int]], names: list[str], keys: list[dict[int, str]]) -> tuple:
     """The worker's answer to a batch: :func:`_batch_routes` of ``sources``,
     and the parts of the route (see :func:`_route_parts`) between each of
@@ -263,7 +262,7 @@ def stop_route_worker() -> None:
         worker.stop()
 
 
-def _pred_from(adj: list[tuple[tuple[int, float], ...]], distance: list[float], v: int) -> int | None:
+def _pred_from(adj: _Adjacency, distance: list[float], v: int) -> int | None:
     """networkx's predecessor of reached site ``v`` from the distances alone, None if they cannot tell.
 
     networkx settles sites by (distance, push counter) and keeps as
@@ -286,7 +285,7 @@ def _pred_from(adj: list[tuple[tuple[int, float], ...]], distance: list[float], 
     return None if tied or found < 0 else found
 
 
-def _walk(adj: list[tuple[tuple[int, float], ...]], tree: _Tree, at: int) -> list[int] | None:
+def _walk(adj: _Adjacency, tree: _Tree, at: int) -> list[int] | None:
     """The sites from the tree's source to the reached site ``at``, working
     out (and keeping in the tree) predecessors not yet known; None where a
     tie only networkx's push order breaks, or (never expected) a walk longer
@@ -307,7 +306,7 @@ def _walk(adj: list[tuple[tuple[int, float], ...]], tree: _Tree, at: int) -> lis
 
 
 def _route_parts(
-    adj: list[tuple[tuple[int, float], ...]], names: list[str], keys: list[dict[int, str]], tree: _Tree, at: int
+    adj: _Adjacency, names: list[str], keys: list[dict[int, str]], tree: _Tree, at: int
 ) -> tuple[_Tree, tuple]:
     """The route from the tree's source to the reached site ``at`` as
     (latency, sites, links), and the tree it was read from: ``tree``, or
@@ -333,7 +332,7 @@ class SiteGraph:
     _pending: tuple | None = field(default=None, repr=False)  # a batch the worker computes: (worker, ticket, names, numbers)
 
     @cached_property
-    def _topology(self) -> tuple[dict[str, int], list[str], list[tuple[tuple[int, float], ...]], list[dict[int, str]]]:
+    def _topology(self) -> tuple[dict[str, int], list[str], _Adjacency, list[dict[int, str]]]:
         """Site numbers, names, (neighbour, latency) lists and link keys, in networkx's order.
 
         As in ``graph``: sites in spec order, then any other site a link

@@ -142,18 +142,19 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
         run.result.bundles = [{"name": b.name, "revision": b.revision} for b in run.policies.bundles]
         emit = getattr(engine, "stream", None) if stream else None
     sections: dict = {}
-    flowing: list = []  # the sections that depend on the flows, built as they are resolved
+    flowing: FlowSections | None = None  # the sections that depend on the flows, built as they are resolved
 
     def meanwhile(facts) -> None:
+        nonlocal flowing
         sections.update(early_sections(facts))
         if emit is not None:
             emit(sections)
         if placement:
             run.placement = _placement_away(run, facts, sections)
-        flowing.append(FlowSections(facts, emit))
+        flowing = FlowSections(facts, emit)
 
     def routed(facts):
-        return flowing[0].add if flowing else None
+        return flowing.add if flowing is not None else None
 
     # The early sections are built while the routes are worked out, perhaps
     # on the other core (and the placement stage starts from them in a
@@ -166,7 +167,7 @@ def _start(spec: Spec, options: ValidateOptions | None, stream: bool = False, pl
         # flow's route: it would share the other core with the copy, whose
         # answer the solver waits for, while this process would wait for it.
         run.facts = derive(spec, meanwhile, routed, flow_routes_away=not placement)
-        run.document = validate_document(run.facts, emit, sections or None, flowing[0] if flowing else None)
+        run.document = validate_document(run.facts, emit, sections or None, flowing)
     except BaseException:
         _close(run)
         raise
